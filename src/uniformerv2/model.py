@@ -183,6 +183,11 @@ class Attention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
 
 
+def _linspace(end: float, n: int) -> list[float]:
+    """Drop-path rates rising linearly from 0 to ``end`` over ``n`` blocks (as torch.linspace, device-free)."""
+    return [end * i / (n - 1) if n > 1 else 0.0 for i in range(n)]
+
+
 def _drop_path(rate: float) -> nn.Module:
     return StochasticDepth(rate, mode="row") if rate > 0 else nn.Identity()
 
@@ -343,7 +348,7 @@ class Transformer(nn.Module):
         self.frozen = cfg.frozen
         self.use_checkpoint = cfg.use_checkpoint
         self.checkpoint_num = cfg.checkpoint_num
-        b_dpr = torch.linspace(0, cfg.backbone_drop_path_rate, cfg.layers).tolist()
+        b_dpr = _linspace(cfg.backbone_drop_path_rate, cfg.layers)
         self.resblocks = nn.ModuleList([
             LocalUniBlock(cfg.width, cfg.heads, drop_path=b_dpr[i], dw_reduction=cfg.dw_reduction,
                           no_lmhra=cfg.no_lmhra, double_lmhra=cfg.double_lmhra)
@@ -351,7 +356,7 @@ class Transformer(nn.Module):
         ])
         self.temporal_cls_token = nn.Parameter(torch.zeros(1, 1, cfg.n_dim))
         self.dpe = nn.ModuleList([DynamicPositionEncoding(cfg.n_dim) for _ in range(cfg.n_layers)])
-        dpr = torch.linspace(0, cfg.drop_path_rate, cfg.n_layers).tolist()
+        dpr = _linspace(cfg.drop_path_rate, cfg.n_layers)
         self.dec = nn.ModuleList([
             GlobalUniBlock(cfg.n_dim, cfg.n_head, mlp_factor=cfg.mlp_factor, dropout=cfg.mlp_dropout[i],
                            drop_path=dpr[i])

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set-up on a fresh machine: a virtual environment in .venv with PyTorch and uniformerv2 (and test extras).
+# Idempotent: a second run only checks that everything is there.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${UNIFORMERV2_VENV:-$root/.venv}"
+py="$venv/bin/python"
+if [ ! -x "$py" ]; then
+  python3 -m venv "$venv"
+  "$py" -m pip install -q --upgrade "pip<25"
+fi
+# PyTorch first, from the versions this machine keeps on disk where it can (a plain resolver run could pick a
+# multi-GB download); any torch>=2.1 works for users elsewhere.
+if ! "$py" -c "import torch, torchvision" 2>/dev/null; then
+  "$py" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" 2>&1 | grep -v "^WARNING: Location" || true
+fi
+if ! "$py" -c "import uniformerv2, pytest, transformers, open_clip" 2>/dev/null; then
+  "$py" -m pip install -q -e "$root[test]" 2>&1 | grep -v "^WARNING: Location" || true
+fi
+"$py" -c "import uniformerv2, torch; print('uniformerv2', uniformerv2.__version__, 'torch', torch.__version__)"

@@ -1,0 +1,468 @@
+"""Checkpoint formats and every conversion between them.
+
+Formats read (detected from the keys, never from the file name):
+
+* ``mmaction2``: MMAction2 ``Recognizer3D`` state dicts (``backbone.*``, ``cls_head.*``), bare or wrapped in
+  ``{'state_dict': ...}``; a bare backbone or head state dict is accepted too. These are our own parameter names.
+* ``pyth``: the authors' original SlowFast-based checkpoints (``{'model_state': ...}``), whose head lives in
+  ``backbone.transformer.proj`` (LayerNorm, Dropout, Linear).
+* ``clip``: a CLIP image encoder to initialise from: OpenAI CLIP (``visual.*``; TorchScript archives too),
+  open_clip (``visual.*``), Hugging Face ``CLIPVisionModel``/``CLIPModel`` (``vision_model.*``), or MMAction2's
+  extracted CLIP visual encoders (``conv1.weight``, ``transformer.resblocks.*``). The 2D patch convolution is
+  inflated to 3D as MMAction2 does (the 2D kernel at the temporal centre, zeros elsewhere).
+* ``uniformerv2``: our own safetensors files, with the architecture in the metadata.
+
+Loading never unpickles code: ``.pth``/``.pyth`` go through ``torch.load(weights_only=True)``, and safetensors
+hold only tensors. Every failure is a :class:`CheckpointError` that names the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .model import ConfigError, UniFormerV2, UniFormerV2Config
+
+__all__ = [
+    "CheckpointError",
+    "read_checkpoint",
+    "detect_format",
+    "to_uniformerv2",
+    "clip_to_uniformerv2",
+    "load_checkpoint",
+    "save_checkpoint",
+    "read_config",
+    "channel_map",
+    "select_head_channels",
+    "convert",
+]
+
+FORMAT_NAME = "uniformerv2"
+FORMATS = ("mmaction2", "pyth", "clip", "uniformerv2")
+SAFETENSORS_SUFFIXES = (".safetensors", ".st")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the file."""
+
+
+# --------------------------------------------------------------------------------------------- reading files
+
+def _is_safetensors(path: Path) -> bool:
+    if path.suffix in SAFETENSORS_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    # safetensors: an 8-byte little-endian header length, then a JSON object
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    return tensors, dict(meta)
+
+
+def _read_torch(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        marker = "Trying to load unsupported GLOBAL "
+        if marker in msg:
+            detail = msg.split(marker, 1)[1].split("\n", 1)[0].strip()
+            raise CheckpointError(
+                f"{path}: refused to load: the file contains pickled code or objects ({detail}), and "
+                "uniformerv2 only loads tensors (torch.load(weights_only=True)). If you trust the file, convert "
+                "it to a plain state dict or safetensors yourself.") from None
+        if "Unsupported" in msg or "weights_only" in msg.lower() or "Weights only load failed" in msg:
+            raise CheckpointError(f"{path}: refused to load: the file holds objects other than tensors "
+                                  f"and plain containers ({msg.strip().splitlines()[-1][:200]})") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({msg.splitlines()[0][:200]})") from None
+    except EOFError:
+        raise CheckpointError(f"{path}: the file is empty or truncated") from None
+    except RuntimeError as e:
+        msg = str(e)
+        if "TorchScript" in msg or "torch.jit" in msg or "constants.pkl" in msg:
+            return _read_torchscript(path)
+        if "zip archive" in msg or "central directory" in msg or "PytorchStreamReader" in msg:
+            raise CheckpointError(f"{path}: the file is truncated or corrupt (it is not a complete "
+                                  "PyTorch zip archive); download it again") from None
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({msg.splitlines()[0][:200]})") \
+            from None
+    except Exception as e:  # noqa: BLE001 - the unpickler fails in many ways on files that are not checkpoints
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _read_torchscript(path: Path) -> dict[str, Tensor]:
+    """OpenAI's CLIP files are TorchScript archives; their weights are read without running Python pickles."""
+    try:
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+    except Exception as e:  # noqa: BLE001 - any failure is a corrupt archive for the user
+        raise CheckpointError(f"{path}: a TorchScript archive that cannot be read ({str(e)[:200]})") from None
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Read a checkpoint file safely; return its flat tensor state dict and any metadata (safetensors only)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty")
+    if _is_safetensors(path):
+        return _read_safetensors(path)
+    obj = _read_torch(path)
+    return _unwrap(obj, path), {}
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
+    """Find the state dict inside the common checkpoint wrappers."""
+    for key in ("state_dict", "model_state", "model", "module"):
+        if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: holds no tensors (keys: {_first(obj.keys())})")
+    if all(k.startswith("module.") for k in tensors):  # saved from DistributedDataParallel
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def _first(keys: Iterable[str], n: int = 5) -> str:
+    keys = list(keys)
+    shown = ", ".join(map(str, keys[:n]))
+    return shown + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
+
+
+# ------------------------------------------------------------------------------------------ format detection
+
+def detect_format(state_dict: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None) -> str:
+    """Name the format of a state dict: 'uniformerv2', 'mmaction2', 'pyth' or 'clip'."""
+    if metadata and metadata.get("format") == FORMAT_NAME:
+        return "uniformerv2"
+    keys = set(state_dict)
+    if _hf_clip_prefix(keys) is not None or "visual.conv1.weight" in keys:
+        return "clip"
+    if any(".transformer.proj." in f".{k}" for k in keys):
+        return "pyth"
+    if any(k.startswith(("backbone.", "cls_head.")) for k in keys):
+        return "mmaction2"
+    if "transformer.temporal_cls_token" in keys or "fc_cls.weight" in keys:
+        return "mmaction2"  # a bare backbone or head state dict
+    if "conv1.weight" in keys and any(k.startswith("transformer.resblocks.") for k in keys):
+        return "clip"  # MMAction2's extracted CLIP visual encoder
+    raise CheckpointError(f"not a UniFormerV2, MMAction2, original UniFormerV2 or CLIP checkpoint "
+                          f"(keys: {_first(sorted(keys))})")
+
+
+def to_uniformerv2(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Tensor]:
+    """Rename a 'mmaction2', 'pyth' or 'uniformerv2' state dict to this package's parameter names."""
+    out: dict[str, Tensor] = {}
+    for k, v in state_dict.items():
+        if k.startswith("data_preprocessor."):  # MMAction2's mean/std buffers; we normalise in the data pipeline
+            continue
+        if fmt == "pyth":
+            k = k[len("backbone."):] if k.startswith("backbone.") else k
+            if k.startswith("transformer.proj.0."):
+                k = "backbone.transformer.norm." + k[len("transformer.proj.0."):]
+            elif k.startswith("transformer.proj.2."):
+                k = "cls_head.fc_cls." + k[len("transformer.proj.2."):]
+            else:
+                k = "backbone." + k
+        elif fmt in ("mmaction2", "uniformerv2"):
+            if k.startswith("fc_cls."):
+                k = "cls_head." + k
+            elif not k.startswith(("backbone.", "cls_head.")):
+                k = "backbone." + k
+        else:
+            raise ValueError(f"cannot rename format {fmt!r}")
+        out[k] = v
+    return out
+
+
+def from_uniformerv2(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Tensor]:
+    """Rename our state dict to the 'mmaction2' or 'pyth' layout (the inverse of :func:`to_uniformerv2`)."""
+    if fmt in ("mmaction2", "uniformerv2"):
+        return dict(state_dict)
+    if fmt != "pyth":
+        raise ValueError(f"cannot write format {fmt!r}")
+    out = {}
+    for k, v in state_dict.items():
+        if k.startswith("backbone.transformer.norm."):
+            k = "backbone.transformer.proj.0." + k[len("backbone.transformer.norm."):]
+        elif k.startswith("cls_head.fc_cls."):
+            k = "backbone.transformer.proj.2." + k[len("cls_head.fc_cls."):]
+        out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- CLIP
+
+def _inflate(weight_2d: Tensor, time_dim: int) -> Tensor:
+    """2D patch kernel [C, 3, p, p] -> 3D [C, 3, T, p, p]: the 2D kernel at the temporal centre, zeros elsewhere."""
+    weight_3d = weight_2d.new_zeros(weight_2d.shape[:2] + (time_dim,) + weight_2d.shape[2:])
+    weight_3d[:, :, time_dim // 2] = weight_2d
+    return weight_3d
+
+
+def clip_to_uniformerv2(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Map a CLIP image encoder (OpenAI, open_clip, Hugging Face, MMAction2 extract) to ``backbone.*`` names.
+
+    The patch convolution stays 2D here; :func:`load_checkpoint` inflates it to the model's temporal kernel.
+    Weights without a UniFormerV2 counterpart (text tower, ``ln_post``, ``proj``) are dropped.
+    """
+    sd = dict(state_dict)
+    prefix = _hf_clip_prefix(sd)
+    if prefix is not None:
+        return _hf_clip_to_uniformerv2(sd, prefix)
+    if any(k.startswith("visual.") for k in sd):
+        sd = {k[len("visual."):]: v for k, v in sd.items() if k.startswith("visual.")}
+    out = {}
+    for k, v in sd.items():
+        if k in ("conv1.weight", "class_embedding", "positional_embedding") or k.startswith(
+                ("ln_pre.", "transformer.resblocks.")):
+            out["backbone." + k] = v
+    if "backbone.conv1.weight" not in out:
+        raise CheckpointError(f"no CLIP image encoder found (keys: {_first(sorted(state_dict))})")
+    return out
+
+
+def _hf_clip_prefix(keys: Iterable[str]) -> str | None:
+    """Prefix of a Hugging Face CLIP vision tower's weights ('vision_model.' in CLIPModel), or None if absent."""
+    for k in keys:
+        if k.endswith("embeddings.patch_embedding.weight"):
+            return k[: -len("embeddings.patch_embedding.weight")]
+    return None
+
+
+def _hf_clip_to_uniformerv2(sd: Mapping[str, Tensor], p: str) -> dict[str, Tensor]:
+    out = {
+        "backbone.conv1.weight": sd[p + "embeddings.patch_embedding.weight"],
+        "backbone.class_embedding": sd[p + "embeddings.class_embedding"],
+        "backbone.positional_embedding": sd[p + "embeddings.position_embedding.weight"],
+        "backbone.ln_pre.weight": sd[p + "pre_layrnorm.weight"],
+        "backbone.ln_pre.bias": sd[p + "pre_layrnorm.bias"],
+    }
+    i = 0
+    while f"{p}encoder.layers.{i}.self_attn.q_proj.weight" in sd:
+        src, dst = f"{p}encoder.layers.{i}.", f"backbone.transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            out[dst + f"attn.in_proj_{kind}"] = torch.cat(
+                [sd[src + f"self_attn.{proj}_proj.{kind}"] for proj in ("q", "k", "v")])
+            out[dst + f"attn.out_proj.{kind}"] = sd[src + f"self_attn.out_proj.{kind}"]
+            out[dst + f"ln_1.{kind}"] = sd[src + f"layer_norm1.{kind}"]
+            out[dst + f"ln_2.{kind}"] = sd[src + f"layer_norm2.{kind}"]
+            out[dst + f"mlp.c_fc.{kind}"] = sd[src + f"mlp.fc1.{kind}"]
+            out[dst + f"mlp.c_proj.{kind}"] = sd[src + f"mlp.fc2.{kind}"]
+        i += 1
+    return out
+
+
+# ------------------------------------------------------------------------------------------ channel maps
+
+def channel_map(name_or_path: str | os.PathLike) -> list[int]:
+    """Rows of the Kinetics-710 head that a Kinetics-400/600/700 head takes ('k400', 'k600', 'k700' or a JSON)."""
+    key = str(name_or_path).lower().replace("kinetics", "k").replace("-", "")
+    if key in ("k400", "k600", "k700"):
+        text = resources.files("uniformerv2").joinpath("labels", f"channel_map_{key}.json").read_text()
+    else:
+        try:
+            text = Path(name_or_path).read_text()
+        except OSError as e:
+            raise CheckpointError(f"{name_or_path}: cannot read the channel map ({e.strerror})") from None
+    rows = json.loads(text)
+    if not isinstance(rows, list) or not all(isinstance(r, int) for r in rows):
+        raise CheckpointError(f"{name_or_path}: a channel map is a JSON list of row indices")
+    return rows
+
+
+def select_head_channels(state_dict: dict[str, Tensor], rows: list[int]) -> dict[str, Tensor]:
+    """Keep the given rows of the classification head, as MMAction2's UniFormerHead ``channel_map`` does."""
+    out = dict(state_dict)
+    for k in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias"):
+        if k in out:
+            if max(rows) >= out[k].shape[0]:
+                raise CheckpointError(f"channel map selects row {max(rows)} of a {out[k].shape[0]}-class head")
+            out[k] = out[k][rows]
+    return out
+
+
+_K710_TARGETS = {400: "k400", 600: "k600", 700: "k700"}
+
+
+# -------------------------------------------------------------------------------------------- loading
+
+def load_checkpoint(model: UniFormerV2, path_or_url: str | os.PathLike, *, strict: bool = True,
+                    channel_map_name: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+    """Load any supported checkpoint (file or URL) into ``model``; return a report of what was loaded.
+
+    A CLIP checkpoint initialises the image part only. A Kinetics-710 head is mapped to a 400/600/700-class
+    model through the shipped channel map (or ``channel_map_name``). With ``strict=False`` a head of another
+    size is skipped with a warning (fine-tuning on new classes); every other mismatch is an error.
+    """
+    from .hub import resolve
+    path = resolve(path_or_url, progress=progress)
+    state_dict, metadata = read_checkpoint(path)
+    try:
+        return load_state_dict(model, state_dict, metadata, strict=strict, channel_map_name=channel_map_name)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None,
+                    *, strict: bool = True, channel_map_name: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Convert a state dict of any supported format and load it into ``model`` (see :func:`load_checkpoint`)."""
+    fmt = detect_format(state_dict, metadata)
+    own = model.state_dict()
+    if fmt == "clip":
+        sd = clip_to_uniformerv2(state_dict)
+        conv = sd["backbone.conv1.weight"]
+        if conv.ndim == 4:
+            sd["backbone.conv1.weight"] = _inflate(conv, own["backbone.conv1.weight"].shape[2])
+        _check_shapes(sd, own)
+        model.load_state_dict(sd, strict=False)
+        return {"format": fmt, "loaded": sorted(sd), "skipped": []}
+
+    sd = to_uniformerv2(state_dict, fmt)
+    skipped: list[str] = []
+    head_w = sd.get("cls_head.fc_cls.weight")
+    want = model.cfg.num_classes
+    if head_w is not None and head_w.shape[0] != want:
+        if channel_map_name is not None or (head_w.shape[0] == 710 and want in _K710_TARGETS):
+            sd = select_head_channels(sd, channel_map(channel_map_name or _K710_TARGETS[want]))
+        elif not strict:
+            skipped = [k for k in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias") if k in sd]
+            for k in skipped:
+                del sd[k]
+            warnings.warn(f"the checkpoint's head has {head_w.shape[0]} classes and the model {want}: "
+                          "the head keeps its fresh initialisation", stacklevel=3)
+    _check_shapes(sd, own)
+    missing = [k for k in own if k not in sd and k not in skipped and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    if only_head(sd):  # a bare head state dict
+        missing = [k for k in missing if k.startswith("cls_head.")]
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_first(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_first(unexpected)}")
+        raise CheckpointError(f"does not fit the model ({fmt} format): " + "; ".join(parts) +
+                              ". Is it a checkpoint of another architecture (check the preset or overrides)?")
+    model.load_state_dict(sd, strict=False)
+    return {"format": fmt, "loaded": sorted(k for k in sd if k in own), "skipped": skipped,
+            "missing": missing, "unexpected": unexpected}
+
+
+def only_head(sd: Mapping[str, Tensor]) -> bool:
+    return bool(sd) and all(k.startswith("cls_head.") for k in sd)
+
+
+def _check_shapes(sd: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> None:
+    bad = [f"{k} {list(v.shape)} (model: {list(own[k].shape)})" for k, v in sd.items()
+           if k in own and v.shape != own[k].shape]
+    if bad:
+        raise CheckpointError("shapes differ from the model's: " + _first(bad, 3) +
+                              ". Is it a checkpoint of another architecture (check the preset or overrides)?")
+
+
+# ---------------------------------------------------------------------------------- our own format, convert
+
+def read_config(path: str | os.PathLike) -> UniFormerV2Config | None:
+    """The architecture stored in one of our safetensors checkpoints, or None for other files."""
+    path = Path(path)
+    if not _is_safetensors(path):
+        return None
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    if meta.get("format") != FORMAT_NAME or "config" not in meta:
+        return None
+    try:
+        return UniFormerV2Config.from_dict(json.loads(meta["config"]))
+    except (json.JSONDecodeError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: the stored model configuration is invalid ({e})") from None
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same directory and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.PathLike, *,
+                    config: UniFormerV2Config | None = None, fmt: str = "uniformerv2",
+                    extra_metadata: Mapping[str, str] | None = None) -> Path:
+    """Write a model atomically: 'uniformerv2' (safetensors + config), 'mmaction2' (.pth) or 'pyth' (.pyth)."""
+    path = Path(path)
+    if isinstance(model, nn.Module):
+        config = config or model.cfg
+        state = model.state_dict()
+    else:
+        state = dict(model)
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    if fmt == "uniformerv2":
+        if config is None:
+            raise ValueError("saving a bare state dict in the uniformerv2 format needs its config")
+        from . import __version__
+        from safetensors.torch import save_file
+        meta = {"format": FORMAT_NAME, "config": json.dumps(config.to_dict()), "uniformerv2_version": __version__}
+        meta.update(extra_metadata or {})
+        _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+    elif fmt == "mmaction2":
+        _atomic_write(path, lambda tmp: torch.save({"state_dict": from_uniformerv2(state, fmt),
+                                                    "meta": dict(extra_metadata or {})}, tmp))
+    elif fmt == "pyth":
+        _atomic_write(path, lambda tmp: torch.save({"model_state": from_uniformerv2(state, fmt)}, tmp))
+    else:
+        raise ValueError(f"unknown checkpoint format {fmt!r}; choose one of uniformerv2, mmaction2, pyth")
+    return path
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | None = None,
+            fmt: str | None = None, **overrides: Any) -> Path:
+    """Convert a checkpoint to another format, checking that it loads into the named architecture.
+
+    ``model`` names the preset whose architecture the checkpoint has (not needed for our own files).
+    ``fmt`` defaults from the destination suffix: ``.safetensors`` -> ours, ``.pyth`` -> original, else MMAction2.
+    """
+    from .factory import create_model
+    dst = Path(dst)
+    if fmt is None:
+        fmt = {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
+    net = create_model(model, checkpoint=src, **overrides)
+    return save_checkpoint(net, dst, fmt=fmt)
