@@ -97,7 +97,7 @@ def count_flops(cfg: UniFormerV2Config, num_frames: int | None = None, resolutio
     with torch.device("meta"):
         model = UniFormerV2(cfg).eval()
         x = torch.empty(1, 3, t, r, r)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
+        with FlopCounterMode(display=False) as counter:
             model(x)
     return int(counter.get_total_flops())
 
