@@ -14,7 +14,11 @@ fi
 if ! "$py" -c "import torch, torchvision" 2>/dev/null; then
   "$py" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" 2>&1 | grep -v "^WARNING: Location" || true
 fi
-if ! "$py" -c "import uniformerv2, pytest, transformers, open_clip" 2>/dev/null; then
+# The package and its test extras, again whenever pyproject.toml changes.
+stamp="$venv/.uniformerv2-pyproject.sha256"
+want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$py" -c "import uniformerv2" 2>/dev/null; then
   "$py" -m pip install -q -e "$root[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  echo "$want" > "$stamp"
 fi
 "$py" -c "import uniformerv2, torch; print('uniformerv2', uniformerv2.__version__, 'torch', torch.__version__)"

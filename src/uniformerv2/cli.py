@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int)
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="architecture overrides (MMAction2 names)")
     p.set_defaults(func=cmd_convert)
+
+    from .export import add_export_command
+    add_export_command(sub)
     return parser
 
 
