@@ -85,3 +85,26 @@ def test_clip_loading_leaves_the_video_parts_untouched(tmp_path):
     report = load_checkpoint(model, tmp_path / "clip" / "model.safetensors")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
     assert not any(".dec." in k for k in report["loaded"])
+
+
+def test_openai_torchscript_archive_loads_without_unpickling(tmp_path, video):
+    """OpenAI ships CLIP as TorchScript archives (``ViT-B-16.pt``) with ``visual.*`` weights."""
+    pytest.importorskip("open_clip")
+    from open_clip.transformer import QuickGELU, VisionTransformer
+
+    class CLIPArchive(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.visual = VisionTransformer(image_size=32, patch_size=16, width=32, layers=3, heads=2,
+                                            mlp_ratio=4.0, output_dim=16, act_layer=QuickGELU)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.visual(x)
+
+    torch.manual_seed(0)
+    clip = CLIPArchive().eval()
+    torch.jit.trace(clip, torch.randn(1, 3, 32, 32), check_trace=False).save(str(tmp_path / "ViT-tiny.pt"))
+    model = UniFormerV2(tiny_config(no_lmhra=True))
+    assert load_checkpoint(model, tmp_path / "ViT-tiny.pt")["format"] == "clip"
+    assert torch.equal(model.backbone.transformer.resblocks[2].mlp.c_fc.weight,
+                       clip.visual.transformer.resblocks[2].mlp.c_fc.weight)
