@@ -22,6 +22,7 @@ import os
 import pickle
 import tempfile
 import warnings
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -80,7 +81,17 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     return tensors, dict(meta)
 
 
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def _read_torch(path: Path) -> Any:
+    if _is_torchscript(path):
+        return _read_torchscript(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as e:
