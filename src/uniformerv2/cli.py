@@ -132,7 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="architecture overrides (MMAction2 names)")
     p.set_defaults(func=cmd_convert)
 
+    from .demo import add_demo_command
+    from .engine.evaluate import add_test_command
+    from .engine.train import add_train_command
     from .export import add_export_command
+    from .inference import add_predict_command
+    from .timeline import add_timeline_command
+    add_predict_command(sub)
+    add_timeline_command(sub)
+    add_test_command(sub)
+    add_train_command(sub)
+    add_demo_command(sub)
     add_export_command(sub)
     return parser
 
@@ -161,6 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"uniformerv2 {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - anything else is a bug: one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"uniformerv2 {args.command}: error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+              file=sys.stderr)
         return 1
 
 

@@ -18,7 +18,6 @@ attention runs on :func:`torch.nn.functional.scaled_dot_product_attention`.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,10 +140,44 @@ class UniFormerV2Config:
 
 
 class QuickGELU(nn.Module):
-    """CLIP's sigmoid approximation of GELU."""
+    """CLIP's sigmoid approximation of GELU: ``x * sigmoid(1.702 x)``, that is ``silu(1.702 x) / 1.702``."""
+
+    ALPHA = 1.702
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * torch.sigmoid(1.702 * x)
+        return x * torch.sigmoid(self.ALPHA * x)
+
+
+class Mlp(nn.Module):
+    """CLIP's MLP, ``c_proj(QuickGELU(c_fc(x)))`` (with dropout before ``c_proj`` in the global blocks).
+
+    The submodule names are those of MMAction2's ``nn.Sequential`` (``c_fc``, ``gelu``, ``dropout``, ``c_proj``).
+    The forward pass uses ``QuickGELU(h) = silu(1.702 h) / 1.702``: both factors ride in the two GEMMs (``addmm``'s
+    ``alpha``/``beta``), so the activation is one fused SiLU pass over the widest tensor of the network instead of
+    three elementwise passes and two temporaries.
+    """
+
+    def __init__(self, d_model: int, d_hidden: int, dropout: float | None = None) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(d_model, d_hidden)
+        self.gelu = QuickGELU()
+        if dropout is not None:
+            self.dropout = nn.Dropout(dropout)
+        self.c_proj = nn.Linear(d_hidden, d_model)
+
+    def _drop(self, h: Tensor) -> Tensor:
+        return self.dropout(h) if hasattr(self, "dropout") else h
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [..., C] -> [..., C]."""
+        if type(self.c_fc) is not nn.Linear or type(self.c_proj) is not nn.Linear:  # e.g. int8-quantised
+            return self.c_proj(self._drop(self.gelu(self.c_fc(x))))
+        a = QuickGELU.ALPHA
+        rows = x.reshape(-1, x.shape[-1])  # [M, C], a view
+        h = torch.addmm(self.c_fc.bias, rows, self.c_fc.weight.t(), beta=a, alpha=a)  # 1.702 * c_fc(x): [M, 4C]
+        h = F.silu(h, inplace=not h.requires_grad)  # 1.702 * QuickGELU(c_fc(x))
+        out = torch.addmm(self.c_proj.bias, self._drop(h), self.c_proj.weight.t(), alpha=1 / a)  # [M, C]
+        return out.view(*x.shape[:-1], out.shape[-1])
 
 
 class Attention(nn.Module):
@@ -160,27 +193,57 @@ class Attention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def _heads(self, x: Tensor) -> Tensor:
-        b, n, _ = x.shape
-        return x.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # [B, heads, n, head_dim]
+    def in_projection(self, x: Tensor) -> Tensor:
+        """The fused query-key-value projection [B, n, C] -> [B, n, 3C] (int8 quantisation overrides it)."""
+        return F.linear(x, self.in_proj_weight, self.in_proj_bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """Self-attention over ``x`` [B, n, C]."""
         b, n, c = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x [B, h, n, d]
-        out = F.scaled_dot_product_attention(q, k, v)
+        qkv = self.in_projection(x).view(b, n, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, heads, n, d] (views)
+        out = F.scaled_dot_product_attention(q, k, v)  # [B, heads, n, d]
         return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
 
     def cross(self, x: Tensor, y: Tensor) -> Tensor:
-        """Queries from ``x`` [B, n, C], keys and values from ``y`` [B, m, C]."""
+        """Queries from ``x`` [B, n, C], keys and values from ``y`` [B, m, C].
+
+        Like ``nn.MultiheadAttention``'s fast path, inference (autograd off) takes a cheaper but equal route,
+        :meth:`cross_absorbed`; with autograd on (training, FLOP counting) keys and values are projected as in the
+        paper, :meth:`cross_projected`.
+        """
+        return self.cross_projected(x, y) if torch.is_grad_enabled() else self.cross_absorbed(x, y)
+
+    def cross_projected(self, x: Tensor, y: Tensor) -> Tensor:
+        """Cross-attention with all ``m`` keys and values projected: O(m C^2)."""
         b, n, c = x.shape
         w_q, w_kv = self.in_proj_weight.split([c, 2 * c])
         b_q, b_kv = self.in_proj_bias.split([c, 2 * c])
-        q = self._heads(F.linear(x, w_q, b_q))
-        k, v = F.linear(y, w_kv, b_kv).view(b, -1, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
+        q = F.linear(x, w_q, b_q).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # [B, heads, n, d]
+        kv = F.linear(y, w_kv, b_kv).view(b, -1, 2, self.num_heads, self.head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x [B, heads, m, d]
+        out = F.scaled_dot_product_attention(q, k, v)  # [B, heads, n, d]
         return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
+
+    def cross_absorbed(self, x: Tensor, y: Tensor) -> Tensor:
+        """Cross-attention without projecting ``y``: O(m C heads), for few queries (the video token) over many keys.
+
+        With ``k_j = W_k y_j + b_k`` and ``v_j = W_v y_j + b_v`` per head, ``q . k_j = (W_k^T q) . y_j + q . b_k``,
+        where the last term is the same for every key (the softmax ignores it), and ``sum_j p_j v_j =
+        W_v (sum_j p_j y_j) + b_v`` because the weights ``p_j`` sum to 1. So each head's query is taken into
+        ``y``'s space, attends over ``y`` itself (keys = values = ``y``, shared by all heads), and the pooled
+        ``y`` is projected.
+        """
+        b, n, c = x.shape
+        h, d = self.num_heads, self.head_dim
+        w_q, w_k, w_v = self.in_proj_weight.view(3, h, d, c).unbind(0)  # [heads, d, C] each
+        b_q, _, b_v = self.in_proj_bias.view(3, h, d).unbind(0)  # [heads, d]; b_k cancels in the softmax
+        q = F.linear(x, w_q.reshape(c, c), b_q.reshape(c)).view(b, n, h, d)
+        q_y = torch.einsum("bnhd,hdc->bnhc", q, w_k).reshape(b, 1, n * h, c)  # queries in y's space
+        kv = y.unsqueeze(1)  # [B, 1, m, C]: one key/value "head" shared by the n * heads queries
+        pooled = F.scaled_dot_product_attention(q_y, kv, kv, scale=d ** -0.5)  # [B, 1, n * heads, C]
+        out = torch.einsum("bnhc,hdc->bnhd", pooled.view(b, n, h, c), w_v) + b_v  # [B, n, heads, d]
+        return self.out_proj(out.reshape(b, n, c))
 
 
 def _linspace(end: float, n: int) -> list[float]:
@@ -200,7 +263,7 @@ def _to_video(tokens: Tensor, n: int, t: int) -> Tensor:
 
 
 def _to_tokens(video: Tensor) -> Tensor:
-    """Video [N, C, T, h, w] -> patch tokens [N*T, h*w, C]."""
+    """Video [N, C, T, h, w] -> patch tokens [N*T, h*w, C] (a view when the video is channels-last-3d)."""
     n, c, t, h, w = video.shape
     return video.permute(0, 2, 3, 4, 1).reshape(n * t, h * w, c)
 
@@ -233,7 +296,26 @@ class LocalMHRA(nn.Module):
         nn.init.zeros_(self.pos_embed[3].bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pos_embed(x)
+        """x: video [N, C, T, h, w], best channels-last-3d (the convolutions keep that layout) -> same shape."""
+        bn, reduce, temporal, expand = self.pos_embed
+        if bn.training or not bn.track_running_stats:
+            x = reduce(bn(x))
+        else:  # inference: the BatchNorm is a per-channel affine map, folded into the 1x1 reduction
+            x = F.conv3d(x, *_fold_batchnorm(bn, reduce))
+        return expand(temporal(x))
+
+
+def _fold_batchnorm(bn: nn.BatchNorm3d, conv: nn.Conv3d) -> tuple[Tensor, Tensor]:
+    """Weight and bias of ``conv(bn(x))`` as one 1x1x1 convolution, for a BatchNorm using its running statistics."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)  # [C_in]
+    shift = -bn.running_mean * scale
+    if bn.affine:
+        scale, shift = scale * bn.weight, shift * bn.weight + bn.bias
+    w = conv.weight  # [C_out, C_in, 1, 1, 1]
+    bias = w.flatten(1) @ shift
+    if conv.bias is not None:
+        bias = bias + conv.bias
+    return w * scale.view(1, -1, 1, 1, 1), bias
 
 
 class LocalUniBlock(nn.Module):
@@ -250,11 +332,7 @@ class LocalUniBlock(nn.Module):
                 self.lmhra2 = LocalMHRA(d_model, dw_reduction=dw_reduction)
         self.attn = Attention(d_model, n_head)
         self.ln_1 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(OrderedDict([
-            ("c_fc", nn.Linear(d_model, d_model * 4)),
-            ("gelu", QuickGELU()),
-            ("c_proj", nn.Linear(d_model * 4, d_model)),
-        ]))
+        self.mlp = Mlp(d_model, d_model * 4)
         self.ln_2 = nn.LayerNorm(d_model)
         # Stochastic depth drops whole samples: videos in the MHRA branch, frames in attention and MLP.
         self.drop_path = _drop_path(drop_path)
@@ -262,9 +340,8 @@ class LocalUniBlock(nn.Module):
     def _lmhra(self, x: Tensor, mhra: LocalMHRA, n: int, t: int) -> Tensor:
         # x: [N*T, 1+h*w, C]; the class tokens pass unchanged.
         cls_tok, patches = x[:, :1], x[:, 1:]
-        video = _to_video(patches, n, t)  # [N, C, T, h, w]
-        video = video + self.drop_path(mhra(video))
-        return torch.cat([cls_tok, _to_tokens(video)], dim=1)
+        delta = self.drop_path(mhra(_to_video(patches, n, t)))  # [N, C, T, h, w], channels-last-3d
+        return torch.cat([cls_tok, patches + _to_tokens(delta)], dim=1)  # _to_tokens: a view, no copy
 
     def forward(self, x: Tensor, t: int) -> Tensor:
         """x: [N*T, 1+h*w, C] -> same shape."""
@@ -286,12 +363,7 @@ class GlobalUniBlock(nn.Module):
         self.attn = Attention(d_model, n_head)
         self.ln_1 = nn.LayerNorm(d_model)
         d_mlp = round(mlp_factor * d_model)
-        self.mlp = nn.Sequential(OrderedDict([
-            ("c_fc", nn.Linear(d_model, d_mlp)),
-            ("gelu", QuickGELU()),
-            ("dropout", nn.Dropout(dropout)),
-            ("c_proj", nn.Linear(d_mlp, d_model)),
-        ]))
+        self.mlp = Mlp(d_model, d_mlp, dropout)
         self.ln_2 = nn.LayerNorm(d_model)
         self.ln_3 = nn.LayerNorm(d_model)
         self.drop_path = _drop_path(drop_path)
@@ -369,9 +441,9 @@ class Transformer(nn.Module):
     def _global_input(self, x: Tensor, j: int, n: int, t: int) -> Tensor:
         """Tokens of a local block [N*T, 1+h*w, C] plus their position encoding -> keys [N, T*(1+h*w), C]."""
         nt, length, c = x.shape
-        pos = _to_tokens(self.dpe[j](_to_video(x[:, 1:], n, t)))  # [N*T, h*w, C]
-        y = x + F.pad(pos, (0, 0, 1, 0))  # the class tokens get no position encoding
-        return y.reshape(n, t * length, c)
+        pos = _to_tokens(self.dpe[j](_to_video(x[:, 1:], n, t)))  # [N*T, h*w, C], a view (channels-last conv)
+        y = torch.cat([x[:, :1], x[:, 1:] + pos], dim=1)  # the class tokens get no position encoding
+        return y.view(n, t * length, c)
 
     def forward(self, x: Tensor, n: int, t: int) -> Tensor:
         """x: [N*T, 1+h*w, C] -> fused clip feature [N, C]."""

@@ -1,0 +1,91 @@
+"""Benchmark worker for MMAction2 1.2.0's UniFormerV2 recognizer (the reference), run by ``bench_model.py``.
+
+Run with the oracle environment's Python (``../shared/ref/setup.sh``), never the project's:
+
+    /tmp/uniformerv2-ref/bin/python benchmarks/_ref_model.py --config NAME.py --views 1 --frames 8 --size 224 \\
+        --dtype fp32 --save-checkpoint /tmp/ref.pth
+
+Builds the ``Recognizer3D`` from MMAction2's config exactly as ``../shared/ref/dump.py`` does (every parameter
+and BatchNorm statistic randomised from ``--seed``), optionally saves its checkpoint (so our model loads the same
+weights), then answers one JSON line per command read from stdin:
+
+    run           time one forward ``cls_head(backbone(x))`` of the normalised views (no grad, optional bf16 autocast)
+    logits PATH   save the last run's logits to PATH
+    quit          report the peak resident memory since the model was built (VmHWM) and exit
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+
+def memory_mib(field: str) -> float:
+    """VmRSS (resident now) or VmHWM (peak resident since the last reset_peak) of this process, in MiB."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def reset_peak() -> None:
+    """Reset VmHWM to the current resident size (Linux >= 4.0), so the peak excludes building the model."""
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--config', required=True)
+    ap.add_argument('--shared', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..',
+                                                     'shared'))
+    ap.add_argument('--views', type=int, default=1)
+    ap.add_argument('--frames', type=int, default=8)
+    ap.add_argument('--size', type=int, default=224)
+    ap.add_argument('--dtype', choices=['fp32', 'bf16'], default='fp32')
+    ap.add_argument('--threads', type=int, default=0)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--save-checkpoint')
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sys.path.insert(0, os.path.join(args.shared, 'ref'))
+    import dump  # the oracle's builder: MMAction2 config -> Recognizer3D, randomised weights
+    import logging
+    logging.getLogger('mmengine').setLevel(logging.WARNING)
+
+    torch.manual_seed(args.seed)
+    model, _ = dump.build(dump.config_path(args.config), [])
+    dump.randomise(model, args.seed)
+    model.eval()
+    if args.save_checkpoint:
+        torch.save({'state_dict': model.state_dict()}, args.save_checkpoint)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    x = torch.randn((args.views, 3, args.frames, args.size, args.size), generator=gen)  # normalised views
+
+    def forward() -> torch.Tensor:
+        with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.dtype == 'bf16'):
+            return model.cls_head(model.backbone(x))
+
+    reset_peak()
+    print(json.dumps({'ready': True, 'rss_mib': memory_mib('VmRSS'), 'torch': torch.__version__,
+                      'threads': torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        cmd, *rest = line.split()
+        if cmd == 'run':
+            t, c = time.perf_counter(), time.process_time()
+            last = forward()
+            print(json.dumps({'wall_s': time.perf_counter() - t, 'cpu_s': time.process_time() - c}), flush=True)
+        elif cmd == 'logits':
+            torch.save(last.float(), rest[0])  # the last run's logits
+            print(json.dumps({'saved': rest[0]}), flush=True)
+        elif cmd == 'quit':
+            print(json.dumps({'peak_rss_mib': memory_mib('VmHWM')}), flush=True)
+            return
+
+
+if __name__ == '__main__':
+    main()

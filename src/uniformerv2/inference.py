@@ -1,0 +1,252 @@
+"""Classifying videos: ``VideoClassifier`` (a Hugging Face-style pipeline), the test protocol a model comes with,
+and the ``predict`` command."""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .model import UniFormerV2
+
+__all__ = ["Protocol", "VideoClassifier", "resolve_protocol", "resolve_class_names", "expand_inputs",
+           "add_predict_command"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The test-time views of a model: frames per clip, crop size, clips x crops, temporal sampling."""
+
+    frames: int
+    size: int
+    clips: int = 4
+    crops: int = 3
+    sampling: str = "mmaction2"
+
+    @property
+    def views(self) -> int:
+        return self.clips * self.crops
+
+    def describe(self) -> str:
+        return f"{self.clips} clips x {self.crops} crops of {self.frames} frames at {self.size}px, {self.sampling} sampling"
+
+
+def checkpoint_metadata(path: str | os.PathLike | None) -> dict[str, str]:
+    """Metadata stored in one of our safetensors checkpoints (empty for other files)."""
+    if not path or not os.path.isfile(path):
+        return {}
+    try:
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception:  # noqa: BLE001 - not a safetensors file: no metadata
+        return {}
+
+
+def resolve_protocol(preset: Any, model: UniFormerV2, meta: dict[str, str] | None = None, *,
+                     frames: int | None = None, size: int | None = None, views: tuple[int, int] | None = None,
+                     sampling: str | None = None) -> Protocol:
+    """The preset's protocol; else what a checkpoint's metadata records; else the model's frames and size, 4x3."""
+    meta = meta or {}
+    if preset is not None:  # crops are the model's input size, which architecture overrides may have changed
+        proto = Protocol(preset.num_frames, int(model.cfg.input_resolution), preset.num_clips, preset.num_crops,
+                         preset.sampling)
+    else:
+        cfg = model.cfg
+        fields = {"frames": int(cfg.t_size), "size": int(cfg.input_resolution)}
+        for key, meta_key in (("frames", "num_frames"), ("size", "resolution"), ("clips", "num_clips"),
+                              ("crops", "num_crops")):
+            if str(meta.get(meta_key, "")).isdigit():
+                fields[key] = int(meta[meta_key])
+        if meta.get("sampling") in ("mmaction2", "original"):
+            fields["sampling"] = meta["sampling"]
+        proto = Protocol(**fields)
+    changes: dict[str, Any] = {}
+    if frames:
+        changes["frames"] = frames
+    if size:
+        changes["size"] = size
+    if views:
+        changes["clips"], changes["crops"] = views
+    if sampling:
+        changes["sampling"] = sampling
+    return replace(proto, **changes)
+
+
+def resolve_class_names(labels: str | os.PathLike | None, preset: Any, meta: dict[str, str] | None,
+                        num_classes: int) -> list[str]:
+    """Class names from ``labels`` (a file or shipped map), the preset's label map, or the checkpoint's metadata;
+    ``class_<i>`` where none is known. Raises ValueError when a given label map has the wrong length."""
+    from .data import read_label_map
+    meta = meta or {}
+    names: list[str] | None = None
+    source = None
+    if labels:
+        names, source = list(read_label_map(labels)), str(labels)
+    elif preset is not None and preset.label_map:
+        names, source = list(read_label_map(preset.label_map)), f"label map {preset.label_map!r}"
+    elif meta.get("class_names"):
+        try:
+            loaded = json.loads(meta["class_names"])
+            names = [str(n) for n in loaded] if isinstance(loaded, list) else None
+        except json.JSONDecodeError:
+            names = None
+        source = "the checkpoint's class names"
+    elif meta.get("label_map"):
+        names, source = list(read_label_map(meta["label_map"])), f"label map {meta['label_map']!r}"
+    if names is None:
+        return [f"class_{i}" for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"{source} has {len(names)} classes but the model has {num_classes}")
+    return names
+
+
+class VideoClassifier:
+    """A model with its test protocol and class names: ``predict(video) -> [(label, probability), ...]``."""
+
+    def __init__(self, model: UniFormerV2, protocol: Protocol, class_names: Sequence[str], *,
+                 device: str | torch.device = "cpu", batch_views: int = 12, backend: str = "pyav") -> None:
+        self.model = model.eval().to(device)
+        self.protocol = protocol
+        self.class_names = list(class_names)
+        self.device = torch.device(device)
+        self.batch_views = batch_views
+        self.backend = backend
+
+    @classmethod
+    def from_pretrained(cls, name_or_checkpoint: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                        labels: str | os.PathLike | None = None, views: tuple[int, int] | None = None,
+                        frames: int | None = None, device: str = "cpu", progress: bool = True,
+                        **overrides: Any) -> "VideoClassifier":
+        """A preset name (published weights unless ``checkpoint`` is given) or one of our checkpoint files."""
+        from .factory import create_model
+        from .zoo import UnknownModelError, get_preset
+        name: str | None = str(name_or_checkpoint)
+        try:
+            preset = get_preset(name)
+        except UnknownModelError:
+            if not os.path.exists(str(name_or_checkpoint)):
+                raise
+            preset, name, checkpoint = None, None, name_or_checkpoint
+        model = create_model(name, pretrained=checkpoint is None, checkpoint=checkpoint, progress=progress,
+                             **overrides)
+        meta = checkpoint_metadata(checkpoint)
+        protocol = resolve_protocol(preset, model, meta, frames=frames, views=views)
+        names = resolve_class_names(labels, preset, meta, model.num_classes)
+        return cls(model, protocol, names, device=device)
+
+    def views(self, video: str | os.PathLike | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 test views [V, 3, T, S, S] of a file, or of decoded frames uint8 [F, H, W, 3]."""
+        from .data import read_test_views, sample_test_indices, views_from_frames
+        p = self.protocol
+        if isinstance(video, (str, os.PathLike)):
+            return read_test_views(video, p.frames, p.clips, p.crops, p.size, backend=self.backend,
+                                   sampling=p.sampling)
+        frames = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected decoded frames as uint8 [frames, height, width, 3], got "
+                             f"{frames.dtype} {list(frames.shape)}")
+        inds = sample_test_indices(len(frames), p.frames, p.clips, p.sampling)
+        return views_from_frames(frames[inds], p.frames, p.clips, p.crops, p.size, sampling=p.sampling)
+
+    @torch.inference_mode()
+    def scores_of_views(self, views: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities averaged over views (MMAction2's ``average_clips='prob'``): [num_classes]."""
+        from .data import normalize
+        probs = []
+        for chunk in views.split(self.batch_views):
+            logits = self.model(normalize(chunk).to(self.device))
+            probs.append(logits.float().softmax(-1).cpu())
+        return torch.cat(probs).mean(0)
+
+    def scores(self, video: str | os.PathLike | np.ndarray | torch.Tensor) -> torch.Tensor:
+        return self.scores_of_views(self.views(video))
+
+    def top_k(self, scores: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
+        values, indices = scores.topk(min(top_k, scores.numel()))
+        return [(self.class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+
+    def predict(self, video: str | os.PathLike | np.ndarray | torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
+        """``[(label, probability), ...]``, most probable first, for a video file or decoded frames."""
+        return self.top_k(self.scores(video), top_k)
+
+
+# --------------------------------------------------------------------------------------------------- predict
+
+def expand_inputs(items: Iterable[str]) -> list[str]:
+    """Files as given; directories and globs expanded to the video files they hold (sorted)."""
+    from .data import VIDEO_EXTENSIONS
+    out: list[str] = []
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+            out.extend(found or [item])  # an empty folder is reported as a bad input
+        elif any(ch in item for ch in "*?[") and not os.path.exists(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            out.extend(matches or [item])  # a glob that matches nothing is reported as a bad input
+        else:
+            out.append(item)
+    return out
+
+
+def _table(path: str, ranked: list[tuple[str, float]]) -> str:
+    width = max(len(label) for label, _ in ranked)
+    lines = [path]
+    lines += [f"  {rank:>2}  {label.ljust(width)}  {prob:7.2%}" for rank, (label, prob) in enumerate(ranked, 1)]
+    return "\n".join(lines)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .cli import parse_overrides
+    from .data import VideoDecodeError
+    source = args.model or args.checkpoint
+    if source is None:
+        raise ValueError("name a model (--model PRESET) or a checkpoint (--checkpoint FILE)")
+    clf = VideoClassifier.from_pretrained(source, checkpoint=args.checkpoint if args.model else None,
+                                          labels=args.labels, views=args.views, frames=args.frames,
+                                          device=args.device, **parse_overrides(args.set))
+    results, failed = [], 0
+    for path in expand_inputs(args.videos):
+        try:
+            if os.path.isdir(path):
+                raise VideoDecodeError(path, "a folder with no video files")
+            ranked = clf.predict(path, top_k=args.top_k)
+        except (VideoDecodeError, ValueError, OSError) as e:
+            failed += 1
+            reason = str(e)
+            print(reason if reason.startswith(path) else f"{path}: {reason}", file=sys.stderr)
+            if args.debug:
+                raise
+            continue
+        results.append({"video": path, "predictions": [{"rank": i + 1, "label": label, "probability": prob}
+                                                       for i, (label, prob) in enumerate(ranked)]})
+        if not args.json:
+            print(_table(path, ranked), flush=True)
+    if args.json:
+        print(json.dumps({"model": source, "protocol": clf.protocol.describe(), "results": results,
+                          "failed": failed}, indent=1))
+    return 1 if failed else 0
+
+
+def add_predict_command(sub: Any) -> None:
+    """Register ``uniformerv2 predict``."""
+    from .engine.evaluate import parse_views
+    p = sub.add_parser("predict", help="classify video files with a preset's test protocol")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, folders or globs")
+    p.add_argument("--model", help="preset name (published weights are downloaded unless --checkpoint is given)")
+    p.add_argument("--checkpoint", help="weights: any supported format; ours (.safetensors) needs no --model")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--views", type=parse_views, help="CLIPSxCROPS, e.g. 4x3 (default: the preset's protocol)")
+    p.add_argument("--frames", type=int, help="frames per clip (default: the preset's)")
+    p.add_argument("--labels", help="class names: a text file (one per line) or k400, k600, k700, k710, mitv1")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="architecture overrides (MMAction2 names)")
+    p.set_defaults(func=_cmd_predict)

@@ -1,0 +1,102 @@
+"""`predict` and VideoClassifier as a new user runs them, offline, on the shared demo video."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from uniformerv2 import save_checkpoint
+from uniformerv2.data import read_frames, probe_num_frames
+from uniformerv2.inference import VideoClassifier
+from uniformerv2.model import UniFormerV2
+
+from conftest import SHARED, randomised, tiny_config
+
+DEMO = SHARED / "data" / "videos" / "demo.mp4"
+B16 = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    return save_checkpoint(randomised(UniFormerV2(tiny_config(no_lmhra=False))), path)
+
+
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory):
+    path = tmp_path_factory.mktemp("labels") / "labels.txt"
+    path.write_text("".join(f"action {i}\n" for i in range(5)))
+    return path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "uniformerv2.cli", "predict", *args], capture_output=True, text=True)
+
+
+def test_predict_prints_rank_class_and_probability(checkpoint, labels):
+    proc = cli(str(DEMO), "--checkpoint", str(checkpoint), "--labels", str(labels), "--top-k", "3")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == str(DEMO)
+    assert [line.split()[0] for line in lines[1:]] == ["1", "2", "3"]
+    assert all("action" in line and line.endswith("%") for line in lines[1:])
+
+
+def test_predict_json_is_parseable_and_ranked(checkpoint, labels):
+    proc = cli(str(DEMO), "--checkpoint", str(checkpoint), "--labels", str(labels), "--json")
+    out = json.loads(proc.stdout)
+    preds = out["results"][0]["predictions"]
+    probs = [p["probability"] for p in preds]
+    assert out["failed"] == 0 and len(preds) == 5
+    assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-5)
+    assert {p["label"] for p in preds} == {f"action {i}" for i in range(5)}
+
+
+def test_each_bad_input_gets_one_line_and_the_good_ones_are_still_classified(checkpoint, tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_text("not a video")
+    (tmp_path / "truncated.mp4").write_bytes(DEMO.read_bytes()[:2000])
+    (tmp_path / "folder").mkdir()
+    bad = ["empty.mp4", "notes.mp4", "truncated.mp4", "folder", "missing.mp4"]
+    proc = cli(*(str(tmp_path / b) for b in bad), str(DEMO), "--checkpoint", str(checkpoint), "--json")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["results"][0]["video"] == str(DEMO)
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == len(bad) and "Traceback" not in proc.stderr
+    for name, line in zip(bad, err):
+        assert line.startswith(str(tmp_path / name) + ": ")
+
+
+def test_a_folder_expands_to_its_videos(checkpoint):
+    proc = cli(str(DEMO.parent), "--checkpoint", str(checkpoint), "--json")
+    videos = {r["video"] for r in json.loads(proc.stdout)["results"]}
+    assert videos == {str(p) for p in DEMO.parent.iterdir() if p.suffix in (".mp4", ".avi")}
+
+
+def test_classifier_gives_the_same_answer_for_a_file_and_its_decoded_frames(checkpoint):
+    clf = VideoClassifier.from_pretrained(checkpoint)
+    frames = read_frames(DEMO, range(probe_num_frames(DEMO)))
+    assert clf.predict(str(DEMO)) == clf.predict(frames)
+
+
+def test_classifier_takes_class_names_and_protocol_from_the_preset(tmp_path):
+    model = randomised(UniFormerV2(tiny_config(num_classes=400)))
+    path = save_checkpoint(model, tmp_path / "k400.pth", fmt="mmaction2")
+    tiny = {k: v for k, v in tiny_config().to_dict().items() if k not in ("num_classes",)}
+    clf = VideoClassifier.from_pretrained(B16, checkpoint=path, **tiny)
+    assert clf.class_names[0] == "abseiling" and len(clf.class_names) == 400
+    assert (clf.protocol.clips, clf.protocol.crops, clf.protocol.frames) == (4, 3, 8)
+    label, prob = clf.predict(str(DEMO), top_k=1)[0]
+    assert label in clf.class_names and 0 < prob <= 1
+
+
+def test_frames_of_the_wrong_layout_are_refused_with_the_expected_one(checkpoint):
+    clf = VideoClassifier.from_pretrained(checkpoint)
+    with pytest.raises(ValueError, match=r"uint8 \[frames, height, width, 3\]"):
+        clf.predict(np.zeros((8, 3, 32, 32), dtype=np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        clf.predict(torch.zeros(8, 32, 32, 3))
