@@ -295,16 +295,14 @@ def test_torchrun_cli(labelled: dict, tmp_path: Path) -> None:
 
 
 def test_protocol_and_labels_from_the_preset() -> None:
-    import argparse
-    from uniformerv2 import get_preset
-    from uniformerv2.engine.evaluate import _class_names, _protocol, add_test_command
-    parser = argparse.ArgumentParser()
-    add_test_command(parser.add_subparsers())
+    import torch
+    from uniformerv2 import create_model, get_preset
+    from uniformerv2.inference import Protocol, known_class_names, resolve_protocol
     name = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
-    args = parser.parse_args(["test", name, "--ann-file", "x"])
     preset = get_preset(name)
-    assert _protocol(args, preset, None, {}) == dict(frames=8, size=224, clips=4, crops=3, sampling="mmaction2")
-    assert len(_class_names(args, preset, {})) == 400
-    args = parser.parse_args(["test", name, "--ann-file", "x", "--views", "2x1", "--frames", "16"])
-    assert _protocol(args, preset, None, {}) == dict(
+    with torch.device("meta"):
+        model = create_model(name)
+    assert resolve_protocol(preset, model) == Protocol(frames=8, size=224, clips=4, crops=3, sampling="mmaction2")
+    assert len(known_class_names(None, preset, {})[0]) == 400
+    assert resolve_protocol(preset, model, views=(2, 1), frames=16) == Protocol(
         frames=16, size=224, clips=2, crops=1, sampling="mmaction2")

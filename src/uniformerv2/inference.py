@@ -16,8 +16,8 @@ import torch
 
 from .model import UniFormerV2
 
-__all__ = ["Protocol", "VideoClassifier", "resolve_protocol", "resolve_class_names", "expand_inputs",
-           "add_predict_command"]
+__all__ = ["Protocol", "VideoClassifier", "checkpoint_metadata", "resolve_protocol", "known_class_names",
+           "resolve_class_names", "expand_inputs", "add_predict_command"]
 
 
 @dataclass(frozen=True)
@@ -80,27 +80,32 @@ def resolve_protocol(preset: Any, model: UniFormerV2, meta: dict[str, str] | Non
     return replace(proto, **changes)
 
 
-def resolve_class_names(labels: str | os.PathLike | None, preset: Any, meta: dict[str, str] | None,
-                        num_classes: int) -> list[str]:
-    """Class names from ``labels`` (a file or shipped map), the preset's label map, or the checkpoint's metadata;
-    ``class_<i>`` where none is known. Raises ValueError when a given label map has the wrong length."""
+def known_class_names(labels: str | os.PathLike | None, preset: Any,
+                      meta: dict[str, str] | None) -> tuple[list[str] | None, str | None]:
+    """Class names from ``labels`` (a file or shipped map), the preset's label map, or a checkpoint's metadata,
+    with where they came from; ``(None, None)`` where none is known."""
     from .data import read_label_map
     meta = meta or {}
-    names: list[str] | None = None
-    source = None
     if labels:
-        names, source = list(read_label_map(labels)), str(labels)
-    elif preset is not None and preset.label_map:
-        names, source = list(read_label_map(preset.label_map)), f"label map {preset.label_map!r}"
-    elif meta.get("class_names"):
+        return list(read_label_map(labels)), str(labels)
+    if preset is not None and preset.label_map:
+        return list(read_label_map(preset.label_map)), f"label map {preset.label_map!r}"
+    if meta.get("class_names"):
         try:
             loaded = json.loads(meta["class_names"])
-            names = [str(n) for n in loaded] if isinstance(loaded, list) else None
         except json.JSONDecodeError:
-            names = None
-        source = "the checkpoint's class names"
-    elif meta.get("label_map"):
-        names, source = list(read_label_map(meta["label_map"])), f"label map {meta['label_map']!r}"
+            loaded = None
+        if isinstance(loaded, list):
+            return [str(n) for n in loaded], "the checkpoint's class names"
+    if meta.get("label_map"):
+        return list(read_label_map(meta["label_map"])), f"label map {meta['label_map']!r}"
+    return None, None
+
+
+def resolve_class_names(labels: str | os.PathLike | None, preset: Any, meta: dict[str, str] | None,
+                        num_classes: int) -> list[str]:
+    """:func:`known_class_names`, or ``class_<i>``; a ValueError when a label map has the wrong length."""
+    names, source = known_class_names(labels, preset, meta)
     if names is None:
         return [f"class_{i}" for i in range(num_classes)]
     if len(names) != num_classes:

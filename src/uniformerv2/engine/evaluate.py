@@ -438,62 +438,6 @@ def add_test_command(subparsers: Any) -> None:
     p.set_defaults(func=run_test)
 
 
-def _checkpoint_metadata(path: str | None) -> dict[str, str]:
-    """Metadata of a local safetensors file (empty for anything else)."""
-    if not path or not os.path.isfile(path):
-        return {}
-    try:
-        from safetensors import safe_open
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except Exception:  # not a safetensors file: no metadata
-        return {}
-
-
-def _protocol(args: argparse.Namespace, preset: Any, model: torch.nn.Module, meta: dict[str, str]) -> dict[str, Any]:
-    if preset is not None:
-        proto = dict(frames=preset.num_frames, size=preset.resolution, clips=preset.num_clips,
-                     crops=preset.num_crops, sampling=preset.sampling)
-    else:
-        cfg = model.cfg
-        proto = dict(frames=int(cfg.t_size), size=int(cfg.input_resolution), clips=4, crops=3, sampling="mmaction2")
-        for key, meta_key in (("frames", "num_frames"), ("size", "resolution"), ("clips", "num_clips"),
-                              ("crops", "num_crops")):
-            if str(meta.get(meta_key, "")).isdigit():
-                proto[key] = int(meta[meta_key])
-        if meta.get("sampling") in ("mmaction2", "original"):
-            proto["sampling"] = meta["sampling"]
-    if args.frames:
-        proto["frames"] = args.frames
-    if args.size:
-        proto["size"] = args.size
-    if args.views:
-        proto["clips"], proto["crops"] = args.views
-    if args.sampling:
-        proto["sampling"] = args.sampling
-    return proto
-
-
-def _class_names(args: argparse.Namespace, preset: Any, meta: dict[str, str]) -> list[str] | None:
-    from ..data import read_label_map
-    if args.labels:
-        return list(read_label_map(args.labels))
-    if preset is not None and preset.label_map:
-        return list(read_label_map(preset.label_map))
-    if meta.get("label_map"):
-        try:
-            return list(read_label_map(meta["label_map"]))
-        except (OSError, ValueError, KeyError):
-            return None
-    if meta.get("class_names"):
-        try:
-            names = json.loads(meta["class_names"])
-            return [str(n) for n in names] if isinstance(names, list) else None
-        except json.JSONDecodeError:
-            return None
-    return None
-
-
 def _samples(args: argparse.Namespace, class_names: list[str] | None) -> tuple[list[Any], list[str] | None, str]:
     from ..cli import UsageError
     from ..data import read_annotation_list, scan_class_folders
@@ -540,6 +484,7 @@ def run_test(args: argparse.Namespace) -> int:
     from ..checkpoint import read_config
     from ..cli import UsageError, parse_overrides
     from ..factory import create_model
+    from ..inference import checkpoint_metadata, known_class_names, resolve_protocol
     from ..zoo import get_preset
 
     if not args.model and not args.checkpoint:
@@ -550,8 +495,8 @@ def run_test(args: argparse.Namespace) -> int:
     if preset is None and args.checkpoint and os.path.isfile(args.checkpoint) and read_config(args.checkpoint) is None:
         raise UsageError(f"--checkpoint {args.checkpoint}: this checkpoint does not record its architecture; name "
                          "the preset it belongs to (uniformerv2 test PRESET --checkpoint ...)")
-    meta = _checkpoint_metadata(args.checkpoint)
-    class_names = _class_names(args, preset, meta)
+    meta = checkpoint_metadata(args.checkpoint)
+    class_names, _ = known_class_names(args.labels, preset, meta)
     samples, class_names, source = _samples(args, class_names)
     if not samples:
         raise UsageError(f"{source}: no videos")
@@ -570,12 +515,13 @@ def run_test(args: argparse.Namespace) -> int:
         if class_names is not None and len(class_names) != num_classes:
             print(f"uniformerv2 test: warning: {len(class_names)} class names for a {num_classes}-class model",
                   file=sys.stderr)
-        proto = _protocol(args, preset, model, meta)
-        result = evaluate(model, samples, clip_len=proto["frames"], num_clips=proto["clips"],
-                          num_crops=proto["crops"], size=proto["size"], batch_views=args.batch_views,
+        proto = resolve_protocol(preset, model, meta, frames=args.frames, size=args.size, views=args.views,
+                                 sampling=args.sampling)
+        result = evaluate(model, samples, clip_len=proto.frames, num_clips=proto.clips,
+                          num_crops=proto.crops, size=proto.size, batch_views=args.batch_views,
                           num_workers=_default_workers() if args.workers is None else max(0, args.workers),
                           device=device, dtype=args.dtype, class_names=class_names,
-                          progress=not args.no_progress, sampling=proto["sampling"])
+                          progress=not args.no_progress, sampling=proto.sampling)
     finally:
         D.destroy_distributed()
     if not D.is_main_process():
