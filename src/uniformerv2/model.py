@@ -402,11 +402,13 @@ class UniFormerV2Backbone(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: normalised video [N, 3, T, H, W] -> feature [N, n_dim]."""
-        x = self.conv1(x)  # [N, C, T', h, w]
+        x = self.conv1(x)  # [N, C, T', h, w] (bf16 under bf16 autocast)
         n, c, t, h, w = x.shape
-        x = _to_tokens(x)  # [N*T', h*w, C]
-        cls_tok = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, c)
-        x = torch.cat([cls_tok, x], dim=1) + self.positional_embedding.to(x.dtype)  # [N*T', 1+h*w, C]
+        # The residual stream keeps the parameters' dtype: under autocast only the GEMMs, convolutions and
+        # attention run in bf16, while the residual sums and every LayerNorm stay fp32.
+        x = _to_tokens(x).to(self.positional_embedding.dtype)  # [N*T', h*w, C]
+        cls_tok = self.class_embedding.expand(x.shape[0], 1, c)
+        x = torch.cat([cls_tok, x], dim=1) + self.positional_embedding  # [N*T', 1+h*w, C]
         x = self.ln_pre(x)
         return self.transformer(x, n, t)
 

@@ -10,7 +10,8 @@ values (see :meth:`~uniformerv2.model.Attention.cross_absorbed`), stay in float.
 
 Load a float checkpoint into the float model first, then quantise; the quantised model's ``state_dict`` is
 PyTorch's dynamic-quantised format, not one of the checkpoint formats of :mod:`uniformerv2.checkpoint`.
-Quantised models are for inference on CPU only (no autograd, no bf16 autocast).
+Quantised models are for inference on CPU only (no autograd, no bf16 autocast). PyTorch 2.14 warns that its
+quantised tensors (which ``torch.ao`` dynamic quantisation uses) are deprecated in favour of ``torchao``.
 """
 from __future__ import annotations
 
