@@ -1,0 +1,86 @@
+"""Training options: accumulation, AMP, gradient checkpointing, frozen backbone, config files and CLI overrides."""
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from uniformerv2.demo import make_lamp_video, write_video
+from uniformerv2.engine.train import TrainConfig, Trainer, add_train_command, config_from_args
+
+TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_size=4, return_list=(1,), n_layers=1,
+            n_dim=32, n_head=2, mlp_dropout=(0.0,), no_lmhra=True)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("opt_videos")
+    lines = []
+    for label in range(2):
+        for k in range(4):
+            write_video(root / f"{label}_{k}.mp4", make_lamp_video(label, np.random.default_rng([label, k]), frames=8,
+                                                                   height=16, width=16))
+            lines.append(f"{label}_{k}.mp4 {label}")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _cfg(videos, work_dir, **kw):
+    return TrainConfig(model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none", num_classes=2,
+                       model_overrides=dict(TINY), dropout_ratio=0.0, ann_file=str(videos / "train.txt"),
+                       data_root=str(videos), clip_len=4, input_size=16, short_side=16, epochs=2, batch_size=8,
+                       lr=1e-3, num_workers=0, work_dir=str(work_dir), device="cpu", progress=False,
+                       seed=1).replace(**kw)
+
+
+def test_accumulation_equals_the_large_batch(tmp_path, videos):
+    a = Trainer(_cfg(videos, tmp_path / "a")).fit()
+    b = Trainer(_cfg(videos, tmp_path / "b", batch_size=4, accum_steps=2)).fit()
+    assert a.steps == b.steps == 2
+    cfg = json.loads((tmp_path / "b" / "train_config.json").read_text())
+    assert cfg["total_batch"] == 8 and cfg["steps_per_epoch"] == 1
+    for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-5, msg=k)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_grad_checkpointing_and_frozen_backbone(tmp_path, videos, amp):
+    cfg = _cfg(videos, tmp_path / amp, amp=amp, grad_checkpoint_blocks=2, frozen_backbone=True, epochs=1)
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    model = result.model
+    assert model.cfg.use_checkpoint and model.cfg.checkpoint_num == 2
+    assert not model.backbone.conv1.weight.requires_grad
+    assert model.cls_head.fc_cls.weight.requires_grad
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    assert result.steps == 1 and result.model_path.is_file()
+
+
+def test_recipe_defaults():
+    cfg = TrainConfig()
+    assert (cfg.base_lr, cfg.base_batch_size, cfg.weight_decay, cfg.betas) == (2e-6, 256, 0.05, (0.9, 0.999))
+    assert (cfg.warmup_epochs, cfg.warmup_start_factor, cfg.eta_min_ratio, cfg.epochs) == (1.0, 0.5, 0.5, 5)
+    assert (cfg.clip_grad, cfg.dropout_ratio, cfg.flip_ratio, cfg.short_side) == (20.0, 0.5, 0.5, 256)
+    assert (cfg.randaug, cfg.randaug_magnitude, cfg.randaug_num_layers) == (True, 7.0, 4)
+    assert (cfg.area_range, cfg.aspect_ratio_range) == ((0.08, 1.0), (3 / 4, 4 / 3))
+    assert (cfg.norm_decay_mult, cfg.bias_decay_mult) == (0.0, 0.0)
+    assert (cfg.val_num_clips, cfg.val_num_crops) == (1, 1)
+
+
+def test_cli_options_and_config_file(tmp_path):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_train_command(sub)
+    (tmp_path / "cfg.py").write_text("config = TrainConfig(epochs=3, batch_size=4, amp='bf16')\n")
+    args = parser.parse_args(["train", "mymodel", "--config", str(tmp_path / "cfg.py"), "--batch-size", "2",
+                              "--area-range", "(0.5, 1.0)", "--no-randaug", "--resume", "--clip-grad", "none",
+                              "--set", "drop_path_rate=0.1", "--ann-file", "a.txt"])
+    cfg = config_from_args(args)
+    assert cfg.model == "mymodel" and cfg.epochs == 3 and cfg.amp == "bf16"
+    assert cfg.batch_size == 2 and cfg.area_range == (0.5, 1.0) and cfg.randaug is False
+    assert cfg.resume == "auto" and cfg.clip_grad is None and cfg.ann_file == "a.txt"
+    assert cfg.model_overrides == {"drop_path_rate": 0.1}
+    (tmp_path / "cfg.json").write_text(json.dumps(TrainConfig(lr=0.1).to_dict()))
+    cfg = config_from_args(parser.parse_args(["train", "--config", str(tmp_path / "cfg.json")]))
+    assert cfg.lr == 0.1 and cfg.betas == (0.9, 0.999)
