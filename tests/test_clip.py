@@ -46,7 +46,7 @@ def test_hugging_face_clip_class_tokens_are_reproduced_per_frame(tmp_path, video
 
 
 def test_open_clip_visual_tower_class_tokens_are_reproduced_per_frame(tmp_path, video):
-    open_clip = pytest.importorskip("open_clip")
+    pytest.importorskip("open_clip")
     from open_clip.transformer import QuickGELU, VisionTransformer
     torch.manual_seed(0)
     tower = VisionTransformer(image_size=32, patch_size=16, width=32, layers=3, heads=2, mlp_ratio=4.0,

@@ -1,5 +1,4 @@
 """Training augmentation: pytorchvideo's RandAugment ops, MMAction2's RandomResizedCrop, the training clip dataset."""
-import math
 
 import numpy as np
 import pytest

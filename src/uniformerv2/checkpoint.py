@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from importlib import resources
@@ -30,6 +29,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+from .atomic import atomic_write
 from .model import ConfigError, UniFormerV2, UniFormerV2Config
 
 __all__ = [
@@ -420,21 +420,6 @@ def read_config(path: str | os.PathLike) -> UniFormerV2Config | None:
         raise CheckpointError(f"{path}: the stored model configuration is invalid ({e})") from None
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.PathLike, *,
                     config: UniFormerV2Config | None = None, fmt: str = "uniformerv2",
                     extra_metadata: Mapping[str, str] | None = None) -> Path:
@@ -453,12 +438,12 @@ def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.Pa
         from safetensors.torch import save_file
         meta = {"format": FORMAT_NAME, "config": json.dumps(config.to_dict()), "uniformerv2_version": __version__}
         meta.update(extra_metadata or {})
-        _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+        atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
     elif fmt == "mmaction2":
-        _atomic_write(path, lambda tmp: torch.save({"state_dict": from_uniformerv2(state, fmt),
+        atomic_write(path, lambda tmp: torch.save({"state_dict": from_uniformerv2(state, fmt),
                                                     "meta": dict(extra_metadata or {})}, tmp))
     elif fmt == "pyth":
-        _atomic_write(path, lambda tmp: torch.save({"model_state": from_uniformerv2(state, fmt)}, tmp))
+        atomic_write(path, lambda tmp: torch.save({"model_state": from_uniformerv2(state, fmt)}, tmp))
     else:
         raise ValueError(f"unknown checkpoint format {fmt!r}; choose one of uniformerv2, mmaction2, pyth")
     return path

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from .atomic import atomic_write
 from .model import UniFormerV2
 
 __all__ = ["export_onnx", "export_program", "onnxruntime_max_abs_diff", "add_export_command"]
@@ -23,11 +24,6 @@ def _example(model: UniFormerV2, num_frames: int | None, batch: int = 2) -> torc
                        generator=torch.Generator().manual_seed(0))
 
 
-def _replace_atomically(tmp: str, path: Path) -> Path:
-    os.replace(tmp, path)
-    return path
-
-
 def export_onnx(model: UniFormerV2, path: str | os.PathLike, *, num_frames: int | None = None,
                 opset: int = 18) -> Path:
     """Write ``model`` as ONNX (input ``video`` [batch, 3, T, H, W] float32 -> ``logits``), batch dynamic."""
@@ -35,17 +31,19 @@ def export_onnx(model: UniFormerV2, path: str | os.PathLike, *, num_frames: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        program = torch.onnx.export(model, (_example(model, num_frames),), dynamo=True, opset_version=opset,
-                                    dynamic_shapes={"x": {0: batch}}, input_names=["video"],
-                                    output_names=["logits"], verbose=False)
-        program.save(tmp)
-        return _replace_atomically(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    program = torch.onnx.export(model, (_example(model, num_frames),), dynamo=True, opset_version=opset,
+                                dynamic_shapes={"x": {0: batch}}, input_names=["video"], output_names=["logits"],
+                                verbose=False)
+    # A large model keeps its weights in '<name>.onnx.data' beside the graph, referenced by that name: save both
+    # under their final names in a scratch folder, then move the weights first and the graph last.
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
+        staged = Path(scratch) / path.name
+        program.save(str(staged))
+        for extra in sorted(Path(scratch).iterdir()):
+            if extra != staged:
+                os.replace(extra, path.parent / extra.name)
+        os.replace(staged, path)
+    return path
 
 
 def export_program(model: UniFormerV2, path: str | os.PathLike, *, num_frames: int | None = None) -> Path:
@@ -54,14 +52,7 @@ def export_program(model: UniFormerV2, path: str | os.PathLike, *, num_frames: i
     path.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     program = torch.export.export(model.eval(), (_example(model, num_frames),), dynamic_shapes={"x": {0: batch}})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pt2", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.export.save(program, tmp)
-        return _replace_atomically(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return atomic_write(path, lambda tmp: torch.export.save(program, tmp))
 
 
 def onnxruntime_max_abs_diff(model: UniFormerV2, onnx_path: str | os.PathLike, *, num_frames: int | None = None,

@@ -5,14 +5,13 @@ import argparse
 import csv
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import torch
 
+from .atomic import atomic_write_file, atomic_write_text
 from .inference import VideoClassifier
 
 __all__ = ["Timeline", "scan", "plot_timeline", "write_timeline", "annotate_video", "add_timeline_command"]
@@ -132,13 +131,10 @@ def plot_timeline(tl: Timeline, path: str | os.PathLike, *, max_classes: int = 5
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return atomic_write_file(path, lambda f: fig.savefig(f, format="png"), binary=True)
+    finally:
+        plt.close(fig)
 
 
 def write_timeline(tl: Timeline, csv_path: str | os.PathLike | None, json_path: str | os.PathLike | None, *,
@@ -149,22 +145,18 @@ def write_timeline(tl: Timeline, csv_path: str | os.PathLike | None, json_path: 
     rows = [{"start_s": round(float(s), 3), "end_s": round(float(e), 3),
              "top": [{"label": tl.class_names[c], "probability": float(tl.scores[w, c])} for c in order[w]]}
             for w, (s, e) in enumerate(zip(tl.starts, tl.ends))]
+    def write_csv(f: Any) -> None:
+        writer = csv.writer(f)
+        writer.writerow(["start_s", "end_s"] + [x for i in range(1, k + 1) for x in (f"top{i}", f"prob{i}")])
+        for r in rows:
+            writer.writerow([r["start_s"], r["end_s"]] +
+                            [x for t in r["top"] for x in (t["label"], f"{t['probability']:.6f}")])
     if csv_path:
-        csv_path = Path(csv_path)
-        tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["start_s", "end_s"] + [x for i in range(1, k + 1) for x in (f"top{i}", f"prob{i}")])
-            for r in rows:
-                writer.writerow([r["start_s"], r["end_s"]] +
-                                [x for t in r["top"] for x in (t["label"], f"{t['probability']:.6f}")])
-        os.replace(tmp, csv_path)
+        atomic_write_file(csv_path, write_csv, binary=False)
     if json_path:
-        json_path = Path(json_path)
-        tmp = json_path.with_name(f".{json_path.name}.tmp")
-        tmp.write_text(json.dumps({"video": tl.video, "fps": tl.fps, "class_names": tl.class_names,
-                                   "windows": rows, "scores": np.round(tl.scores, 6).tolist()}, indent=1))
-        os.replace(tmp, json_path)
+        atomic_write_text(json_path, json.dumps({"video": tl.video, "fps": tl.fps, "class_names": tl.class_names,
+                                                 "windows": rows, "scores": np.round(tl.scores, 6).tolist()},
+                                                indent=1))
 
 
 def _frames(path: str) -> Iterator[tuple[float, Any]]:
@@ -180,7 +172,7 @@ def _frames(path: str) -> Iterator[tuple[float, Any]]:
 def annotate_video(tl: Timeline, out_path: str | os.PathLike) -> Path:
     """Write a copy of the video with the running top-1 class and its probability drawn on every frame."""
     import av
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import ImageDraw, ImageFont
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp{out_path.suffix}")

@@ -16,7 +16,6 @@ import json
 import os
 import pickle
 import sys
-import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_file
 from . import distributed as D
 from .metrics import compute_metrics, confusion_matrix, per_class_accuracy, top_confused_pairs
 
@@ -211,23 +211,6 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, n
 
 # ------------------------------------------------------------------------------------------------ outputs
 
-def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool) -> Path:
-    """Write through a temporary file in the destination directory, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def _mmaction2_records(result: EvalResult) -> list[dict[str, Any]]:
     """One dict per scored video, as MMAction2 1.2.0's ``tools/test.py --dump`` writes (``ActionDataSample.to_dict``
     through ``DumpResults``, pickled by ``mmengine.dump`` with protocol 2): ``img_shape`` (crop, a tuple),
@@ -282,10 +265,10 @@ def write_dump(path: str | os.PathLike, result: EvalResult) -> Path:
     suffix = Path(path).suffix.lower()
     if suffix in (".pkl", ".pickle"):
         records = _mmaction2_records(result)
-        return _atomic_write(path, lambda f: pickle.dump(records, f, protocol=2), binary=True)
+        return atomic_write_file(path, lambda f: pickle.dump(records, f, protocol=2), binary=True)
     if suffix == ".json":
         payload = _json_payload(result)
-        return _atomic_write(path, lambda f: (json.dump(payload, f, indent=1), f.write("\n")), binary=False)
+        return atomic_write_file(path, lambda f: (json.dump(payload, f, indent=1), f.write("\n")), binary=False)
     raise ValueError(f"--dump {path}: the file name must end in .pkl, .pickle or .json")
 
 
@@ -326,7 +309,7 @@ def write_per_class_csv(path: str | os.PathLike, result: EvalResult) -> Path:
         for r in rows:
             w.writerow([r["class"], r["name"], r["count"], r["correct"], r["predicted"],
                         "" if r["accuracy"] is None else repr(r["accuracy"])])
-    return _atomic_write(path, write, binary=False)
+    return atomic_write_file(path, write, binary=False)
 
 
 def write_confusion_png(path: str | os.PathLike, result: EvalResult, max_classes: int = 50) -> Path:
@@ -373,7 +356,7 @@ def write_confusion_png(path: str | os.PathLike, result: EvalResult, max_classes
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    return _atomic_write(path, lambda f: f.write(buf.getvalue()), binary=True)
+    return atomic_write_file(path, lambda f: f.write(buf.getvalue()), binary=True)
 
 
 # ------------------------------------------------------------------------------------------------ the command
@@ -555,7 +538,7 @@ def _report(args: argparse.Namespace, result: EvalResult) -> int:
         summary = {"metrics": result.metrics, "protocol": result.protocol, "num_videos": result.num_videos,
                    "num_scored": result.num_scored,
                    "failures": [{"path": a, "reason": b} for a, b in result.failures]}
-        written.append(_atomic_write(out_dir / f"{stem}_metrics.json",
+        written.append(atomic_write_file(out_dir / f"{stem}_metrics.json",
                                      lambda f: (json.dump(summary, f, indent=1), f.write("\n")), binary=False))
         if result.has_labels:
             written.append(write_per_class_csv(out_dir / f"{stem}_per_class.csv", result))

@@ -16,12 +16,13 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
+
+from ..atomic import atomic_write, atomic_write_text
 
 __all__ = [
     "atomic_write", "atomic_torch_save", "capture_rng_state", "restore_rng_state", "CheckpointManager",
@@ -35,46 +36,8 @@ class TrainingStateError(ValueError):
     """A training checkpoint that cannot be used to resume."""
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then fsync and rename onto ``path``; the old file survives any interruption."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)
 
 
 # ------------------------------------------------------------------------------------------------ RNG states
@@ -184,10 +147,10 @@ class CheckpointManager:
                 pass
         path = self.dir / f"epoch_{epoch}_step_{step}.pt"
         atomic_torch_save(state, path)
-        _atomic_text(self.dir / "last_checkpoint", path.name + "\n")
+        atomic_write_text(self.dir / "last_checkpoint", path.name + "\n")
         if is_best:
             atomic_write(self.best_path, lambda tmp: shutil.copyfile(path, tmp))
-            _atomic_text(self.dir / "best.json", json.dumps({"checkpoint": path.name, "epoch": epoch, "step": step,
+            atomic_write_text(self.dir / "best.json", json.dumps({"checkpoint": path.name, "epoch": epoch, "step": step,
                                                              "top1": top1}, indent=1) + "\n")
         for old in self.list()[:-self.keep_last]:
             if old != path:
