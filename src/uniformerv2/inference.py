@@ -208,15 +208,21 @@ def _table(path: str, ranked: list[tuple[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
+def classifier_from_args(args: argparse.Namespace, views: tuple[int, int] | None) -> VideoClassifier:
+    """The classifier named by ``--model``/``--checkpoint``, ``--labels``, ``--frames``, ``--device``, ``--set``."""
     from .cli import parse_overrides
-    from .data import VideoDecodeError
     source = args.model or args.checkpoint
     if source is None:
         raise ValueError("name a model (--model PRESET) or a checkpoint (--checkpoint FILE)")
-    clf = VideoClassifier.from_pretrained(source, checkpoint=args.checkpoint if args.model else None,
-                                          labels=args.labels, views=args.views, frames=args.frames,
-                                          device=args.device, **parse_overrides(args.set))
+    return VideoClassifier.from_pretrained(source, checkpoint=args.checkpoint if args.model else None,
+                                           labels=args.labels, views=views, frames=args.frames,
+                                           device=args.device, **parse_overrides(args.set))
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .data import VideoDecodeError
+    clf = classifier_from_args(args, args.views)
+    source = args.model or args.checkpoint
     results, failed = [], 0
     for path in expand_inputs(args.videos):
         try:

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .atomic import atomic_write_file, atomic_write_text
-from .inference import VideoClassifier
+from .inference import VideoClassifier, classifier_from_args
 
 __all__ = ["Timeline", "scan", "plot_timeline", "write_timeline", "annotate_video", "add_timeline_command"]
 
@@ -215,13 +215,7 @@ def _seconds(text: str) -> float:
 
 
 def _cmd_timeline(args: argparse.Namespace) -> int:
-    from .cli import parse_overrides
-    source = args.model or args.checkpoint
-    if source is None:
-        raise ValueError("name a model (--model PRESET) or a checkpoint (--checkpoint FILE)")
-    clf = VideoClassifier.from_pretrained(source, checkpoint=args.checkpoint if args.model else None,
-                                          labels=args.labels, frames=args.frames, device=args.device,
-                                          views=(1, args.crops), **parse_overrides(args.set))
+    clf = classifier_from_args(args, views=(1, args.crops))
     tl = scan(clf, args.video, window_s=args.window, stride_s=args.stride, progress=not args.no_progress)
     out_dir = Path(args.out_dir or Path(args.video).with_suffix("").name + "_timeline")
     stem = Path(args.video).stem
