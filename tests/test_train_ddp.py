@@ -54,8 +54,8 @@ def videos(tmp_path_factory):
     return root
 
 
-def _cfg(videos, work_dir, batch_size):
-    return TrainConfig(model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none", num_classes=2,
+def _cfg(videos, work_dir, batch_size, **extra):
+    return TrainConfig(**extra, model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none", num_classes=2,
                        model_overrides=dict(TINY), dropout_ratio=0.0, ann_file=str(videos / "train.txt"),
                        data_root=str(videos), val_ann_file=str(videos / "val.txt"), clip_len=4, input_size=16,
                        short_side=16, epochs=2, batch_size=batch_size, base_lr=0.032, num_workers=0,
@@ -78,9 +78,10 @@ def _run(tmp_path, cfg, nproc):
     return r
 
 
-def test_two_gloo_processes_equal_one_process(tmp_path, videos):
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_two_gloo_processes_equal_one_process(tmp_path, videos, sharding):
     _run(tmp_path, _cfg(videos, tmp_path / "one", batch_size=8), 1)
-    _run(tmp_path, _cfg(videos, tmp_path / "two", batch_size=4), 2)
+    _run(tmp_path, _cfg(videos, tmp_path / "two", batch_size=4, fsdp=sharding == "fsdp"), 2)
     one = json.loads((tmp_path / "one" / "train_config.json").read_text())
     two = json.loads((tmp_path / "two" / "train_config.json").read_text())
     assert two["world_size"] == 2 and one["total_batch"] == two["total_batch"] == 8

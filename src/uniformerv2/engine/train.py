@@ -642,14 +642,9 @@ class Trainer:
         cfg = self.cfg
         self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        if cfg.clip_grad:
-            if self.world_size > 1 and cfg.fsdp:
-                norm = self.model.clip_grad_norm_(cfg.clip_grad)
-            else:
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-        else:
-            norm = torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in params
-                                                         if p.grad is not None]))
+        # clipping at infinity measures the norm without changing the gradients; FSDP2 returns a DTensor
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad or math.inf)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -816,35 +811,33 @@ def _model_num_classes(cfg: TrainConfig) -> int:
 # ------------------------------------------------------------------------------------------------------- FSDP
 
 def _wrap_fsdp(model: nn.Module, device: torch.device) -> nn.Module:
-    import functools
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+    """Shard every local and global UniBlock, then the rest, with FSDP2 (``fully_shard``; CPU/gloo and CUDA)."""
+    from torch.distributed.fsdp import fully_shard
     from ..model import GlobalUniBlock, LocalUniBlock
-    policy = functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={LocalUniBlock, GlobalUniBlock})
-    kwargs: dict[str, Any] = dict(auto_wrap_policy=policy, use_orig_params=True)
-    if device.type == "cuda":
-        kwargs["device_id"] = device
-    return FSDP(model, **kwargs)
+    for module in model.modules():
+        if isinstance(module, (LocalUniBlock, GlobalUniBlock)):
+            fully_shard(module)
+    fully_shard(model)
+    return model
 
 
 def _fsdp_state(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> tuple[dict, dict]:
-    from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True,
-                                                                                         rank0_only=False),
-                              FullOptimStateDictConfig(offload_to_cpu=True, rank0_only=False)):
-        sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        osd = FSDP.optim_state_dict(model, optimizer) if optimizer is not None else {}
+    """Full (unsharded) model and optimiser state on rank 0, on the CPU; empty on the other ranks. Collective."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                         get_optimizer_state_dict)
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    sd = get_model_state_dict(model, options=options)
+    osd = get_optimizer_state_dict(model, optimizer, options=options) if optimizer is not None else {}
     return sd, osd
 
 
 def _fsdp_load(model: nn.Module, optimizer: torch.optim.Optimizer, sd: dict, osd: dict) -> None:
-    from torch.distributed.fsdp import FullOptimStateDictConfig, FullStateDictConfig, StateDictType
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, FullStateDictConfig(rank0_only=False),
-                              FullOptimStateDictConfig(rank0_only=False)):
-        model.load_state_dict(sd)
-        optimizer.load_state_dict(FSDP.optim_state_dict_to_load(model, optimizer, osd))
+    """Load full model and optimiser state (every rank read the same checkpoint) into the sharded model."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                         set_optimizer_state_dict)
+    options = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, sd, options=options)
+    set_optimizer_state_dict(model, optimizer, osd, options=options)
 
 
 def train(cfg: TrainConfig | None = None, **kwargs: Any) -> TrainResult:
