@@ -11,7 +11,7 @@ import torch
 
 from uniformerv2 import save_checkpoint
 from uniformerv2.data import read_frames, probe_num_frames
-from uniformerv2.inference import VideoClassifier
+from uniformerv2 import VideoClassifier
 from uniformerv2.model import UniFormerV2
 
 from conftest import SHARED, randomised, tiny_config

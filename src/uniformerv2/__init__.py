@@ -6,7 +6,14 @@
 >>> logits = model(video)  # normalised float video [N, 3, T, H, W] -> [N, 400]
 """
 from .checkpoint import CheckpointError, convert, load_checkpoint, save_checkpoint
-from .factory import count_flops, count_parameters, create_model, init_from_clip, model_info
+from .factory import (
+    count_flops,
+    count_parameters,
+    create_model,
+    init_from_clip,
+    model_info,
+)
+from .inference import VideoClassifier
 from .model import UniFormerV2, UniFormerV2Config
 from .zoo import Preset, get_preset, list_models
 
@@ -16,6 +23,7 @@ __all__ = [
     "Preset",
     "UniFormerV2",
     "UniFormerV2Config",
+    "VideoClassifier",
     "convert",
     "count_flops",
     "count_parameters",
