@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import re
 import socket
 import threading
-import os
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,24 @@ def randomised(model: UniFormerV2, seed: int = 0) -> UniFormerV2:
             elif name.endswith("running_mean"):
                 b.copy_(0.1 * torch.randn(b.shape, generator=gen))
     return model.eval()
+
+
+def write_lamp_dataset(root: Path, *, classes: int, per_class: int, frames: int, height: int, width: int,
+                       seed: int = 0) -> Path:
+    """Real H.264 videos of the demo's lamp task, ``train.txt`` listing all of them and ``val.txt`` every third."""
+    import numpy as np
+
+    from uniformerv2.demo import make_lamp_video, write_video
+    lines = []
+    for label in range(classes):
+        for k in range(per_class):
+            rel = f"c{label}/{k}.mp4"
+            write_video(root / rel, make_lamp_video(label, np.random.default_rng([seed, label, k]), frames=frames,
+                                                    height=height, width=width))
+            lines.append(f"{rel} {label}")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    (root / "val.txt").write_text("\n".join(lines[::3]) + "\n")
+    return root
 
 
 @pytest.fixture

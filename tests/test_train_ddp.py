@@ -5,12 +5,11 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import torch
+from conftest import write_lamp_dataset
 from safetensors.torch import load_file
 
-from uniformerv2.demo import make_lamp_video, write_video
 from uniformerv2.engine.train import ResumableSampler, TrainConfig, build_model
 
 # no dropout and no BatchNorm (the local MHRA's): those are per-process by design
@@ -41,17 +40,7 @@ def test_sampler_shards_each_global_batch():
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ddp_videos")
-    lines = []
-    for label in range(2):
-        for k in range(8):
-            rel = f"{label}_{k}.mp4"
-            write_video(root / rel, make_lamp_video(label, np.random.default_rng([9, label, k]), frames=8,
-                                                    height=16, width=20))
-            lines.append(f"{rel} {label}")
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
-    (root / "val.txt").write_text("\n".join(lines[::3]) + "\n")
-    return root
+    return write_lamp_dataset(tmp_path_factory.mktemp("ddp_videos"), classes=2, per_class=8, frames=8, height=16, width=20, seed=9)
 
 
 def _cfg(videos, work_dir, batch_size, **extra):

@@ -2,12 +2,16 @@
 import argparse
 import json
 
-import numpy as np
 import pytest
 import torch
+from conftest import write_lamp_dataset
 
-from uniformerv2.demo import make_lamp_video, write_video
-from uniformerv2.engine.train import TrainConfig, Trainer, add_train_command, config_from_args
+from uniformerv2.engine.train import (
+    TrainConfig,
+    Trainer,
+    add_train_command,
+    config_from_args,
+)
 
 TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_size=4, return_list=(1,), n_layers=1,
             n_dim=32, n_head=2, mlp_dropout=(0.0,), no_lmhra=True)
@@ -15,15 +19,7 @@ TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_si
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("opt_videos")
-    lines = []
-    for label in range(2):
-        for k in range(4):
-            write_video(root / f"{label}_{k}.mp4", make_lamp_video(label, np.random.default_rng([label, k]), frames=8,
-                                                                   height=16, width=16))
-            lines.append(f"{label}_{k}.mp4 {label}")
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
-    return root
+    return write_lamp_dataset(tmp_path_factory.mktemp("opt_videos"), classes=2, per_class=4, frames=8, height=16, width=16)
 
 
 def _cfg(videos, work_dir, **kw):

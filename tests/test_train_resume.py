@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 import torch
+from conftest import write_lamp_dataset
 from safetensors.torch import load_file
 
-from uniformerv2.demo import make_lamp_video, write_video
 from uniformerv2.engine.train import TrainConfig
 
 TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_size=4, return_list=(1,), n_layers=1,
@@ -33,18 +33,7 @@ RUNNER = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    import numpy as np
-    root = tmp_path_factory.mktemp("videos")
-    lines = []
-    for label in range(3):
-        for k in range(4):
-            rel = f"c{label}/{k}.mp4"
-            write_video(root / rel, make_lamp_video(label, np.random.default_rng([label, k]), frames=10, height=20,
-                                                    width=24))
-            lines.append(f"{rel} {label}")
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
-    (root / "val.txt").write_text("\n".join(lines[::3]) + "\n")
-    return root
+    return write_lamp_dataset(tmp_path_factory.mktemp("videos"), classes=3, per_class=4, frames=10, height=20, width=24)
 
 
 def _config(videos, work_dir, **kw):
