@@ -126,14 +126,12 @@ def make_lamp_video(label: int, rng: np.random.Generator, *, frames: int = 16, h
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 12) -> Path:
     """Write uint8 RGB ``[T, H, W, 3]`` as an H.264 MP4 (near-lossless) with PyAV."""
     import av
+
+    from .data.decode import add_video_stream
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
-        stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
-        stream.pix_fmt = "yuv420p"
-        if stream.codec_context.name in ("libx264", "h264"):
-            stream.options = {"crf": "10", "preset": "ultrafast"}
+        stream = add_video_stream(container, fps, frames.shape[2], frames.shape[1])
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                 container.mux(packet)

@@ -173,6 +173,8 @@ def annotate_video(tl: Timeline, out_path: str | os.PathLike) -> Path:
     """Write a copy of the video with the running top-1 class and its probability drawn on every frame."""
     import av
     from PIL import ImageDraw, ImageFont
+
+    from .data.decode import add_video_stream
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp{out_path.suffix}")
@@ -183,10 +185,7 @@ def annotate_video(tl: Timeline, out_path: str | os.PathLike) -> Path:
         for n, (t, frame) in enumerate(_frames(tl.video)):
             img = frame.to_image()
             if stream is None:
-                codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-                stream = out.add_stream(codec, rate=max(1, int(round(tl.fps))))
-                stream.width, stream.height = img.width - img.width % 2, img.height - img.height % 2
-                stream.pix_fmt = "yuv420p"
+                stream = add_video_stream(out, tl.fps, img.width, img.height, crf=23)
                 start = t or 0.0
             time_s = (t - start) if t is not None else n / tl.fps
             found = tl.label_at(time_s)

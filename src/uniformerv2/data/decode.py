@@ -278,8 +278,9 @@ class PyAVReader(VideoReader):
 
 
 def _reason(e: BaseException) -> str:
-    text = getattr(e, "strerror", None) or str(e)
-    return str(text).strip() or type(e).__name__
+    """One line saying why a library failed: its OS error text, else the first line of its message."""
+    lines = [line.strip() for line in str(getattr(e, "strerror", None) or e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
 
 
 # ---------------------------------------------------------------------------------------------------- decord
@@ -298,7 +299,7 @@ class DecordReader(VideoReader):
             self._vr = decord.VideoReader(self.path, num_threads=num_threads)
             self.num_frames = len(self._vr)
         except Exception as e:  # decord raises its own DECORDError / RuntimeError
-            raise VideoDecodeError(self.path, f"not a readable video ({_first_line(e)})") from e
+            raise VideoDecodeError(self.path, f"not a readable video ({_reason(e)})") from e
         if self.num_frames <= 0:
             raise VideoDecodeError(self.path, "zero frames")
 
@@ -307,7 +308,7 @@ class DecordReader(VideoReader):
         try:
             return np.ascontiguousarray(self._vr.get_batch(idx.tolist()).asnumpy())
         except Exception as e:
-            raise VideoDecodeError(self.path, f"truncated or corrupt video ({_first_line(e)})") from e
+            raise VideoDecodeError(self.path, f"truncated or corrupt video ({_reason(e)})") from e
 
 
 # ------------------------------------------------------------------------------------------------ torchcodec
@@ -326,7 +327,7 @@ class TorchCodecReader(VideoReader):
             self._dec = VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC")
             self.num_frames = int(self._dec.metadata.num_frames)
         except Exception as e:
-            raise VideoDecodeError(self.path, f"not a readable video ({_first_line(e)})") from e
+            raise VideoDecodeError(self.path, f"not a readable video ({_reason(e)})") from e
         if self.num_frames <= 0:
             raise VideoDecodeError(self.path, "zero frames")
 
@@ -335,12 +336,7 @@ class TorchCodecReader(VideoReader):
         try:
             return self._dec.get_frames_at(indices=idx.tolist()).data.numpy()
         except Exception as e:
-            raise VideoDecodeError(self.path, f"truncated or corrupt video ({_first_line(e)})") from e
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
+            raise VideoDecodeError(self.path, f"truncated or corrupt video ({_reason(e)})") from e
 
 
 # ---------------------------------------------------------------------------------------------------- public
@@ -366,3 +362,18 @@ def read_frames(path: PathLike, indices: Sequence[int], backend: str = "pyav") -
     """uint8 RGB frames ``[len(indices), H, W, 3]`` at the given indices (repeats allowed, any order)."""
     with open_video(path, backend) as reader:
         return reader.read(indices)
+
+
+# ---------------------------------------------------------------------------------------------------- writing
+
+
+def add_video_stream(container, fps: float, width: int, height: int, *, crf: int = 10):
+    """An H.264 stream (MPEG-4 where PyAV lacks libx264) on an output ``av`` container, yuv420p, even sizes."""
+    import av
+    stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
+                                  rate=max(1, int(round(fps))))
+    stream.width, stream.height = int(width) - int(width) % 2, int(height) - int(height) % 2
+    stream.pix_fmt = "yuv420p"
+    if stream.codec_context.name in ("libx264", "h264"):
+        stream.options = {"crf": str(crf), "preset": "ultrafast"}
+    return stream

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_file
+from ..data import normalize
 from . import distributed as D
 from .metrics import compute_metrics, confusion_matrix, per_class_accuracy, top_confused_pairs
 
@@ -99,12 +100,6 @@ def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return batch
 
 
-def _normalize(views: torch.Tensor) -> torch.Tensor:
-    """uint8 views (already on the device: 4x less to copy) -> float32 normalised."""
-    from ..data import normalize
-    return normalize(views)
-
-
 def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, num_clips: int, num_crops: int,
              size: int, batch_views: int | None = None, num_workers: int = 0,
              device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
@@ -167,7 +162,7 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, n
                 views = torch.cat([item["views"] for _, item in good])
                 logits = []
                 for start in range(0, views.shape[0], batch_views):
-                    x = _normalize(views[start:start + batch_views].to(device, non_blocking=True))
+                    x = normalize(views[start:start + batch_views].to(device, non_blocking=True))  # uint8 on the device
                     with autocast:
                         out = model(x)
                     logits.append(out.float())
