@@ -9,7 +9,8 @@ Builds the ``Recognizer3D`` from MMAction2's config exactly as ``../shared/ref/d
 and BatchNorm statistic randomised from ``--seed``), optionally saves its checkpoint (so our model loads the same
 weights), then answers one JSON line per command read from stdin:
 
-    run           time one forward ``cls_head(backbone(x))`` of the normalised views (no grad, optional bf16 autocast)
+    run           time one forward ``cls_head(backbone(x))`` of the normalised views (no grad, optional bf16 autocast;
+                  under torch.compile with freezing when ``--compile`` is given)
     logits PATH   save the last run's logits to PATH
     quit          report the peak resident memory since the model was built (VmHWM) and exit
 """
@@ -49,6 +50,8 @@ def main() -> None:
     ap.add_argument('--threads', type=int, default=0)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--save-checkpoint')
+    ap.add_argument('--compile', action='store_true',
+                    help='torch.compile with inductor freezing, as uniformerv2.compile_for_inference does')
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -66,9 +69,14 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed + 1)
     x = torch.randn((args.views, 3, args.frames, args.size, args.size), generator=gen)  # normalised views
 
+    def recognise(v: torch.Tensor) -> torch.Tensor:
+        return model.cls_head(model.backbone(v))
+
+    run = torch.compile(recognise, options={'freezing': True}) if args.compile else recognise
+
     def forward() -> torch.Tensor:
         with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.dtype == 'bf16'):
-            return model.cls_head(model.backbone(x))
+            return run(x)
 
     reset_peak()
     print(json.dumps({'ready': True, 'rss_mib': memory_mib('VmRSS'), 'torch': torch.__version__,

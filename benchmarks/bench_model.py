@@ -3,6 +3,7 @@
     bash ../shared/ref/setup.sh                                  # the oracle environment, once
     .venv/bin/python benchmarks/bench_model.py                    # B/16 and L/14, 1 and 12 views, fp32 and bf16
     .venv/bin/python benchmarks/bench_model.py --models b16 --views 1 --dtypes fp32 --reps 9
+    .venv/bin/python benchmarks/bench_model.py --models b16 --views 1 --compile --ref-compile  # both compiled
     .venv/bin/python benchmarks/bench_model.py --int8-agreement   # int8 vs fp32 top-1 on decoded test views
 
 Each configuration (model, views, dtype) gets two fresh worker processes: MMAction2's ``Recognizer3D`` built from
@@ -64,7 +65,11 @@ def worker(args: argparse.Namespace) -> None:
     if args.int8:
         from uniformerv2.quantize import quantize_dynamic_int8
         model = quantize_dynamic_int8(model, inplace=True)
-    forward_model = torch.compile(model) if args.compile else model
+    if args.compile:
+        from uniformerv2.inference import compile_for_inference
+        forward_model = compile_for_inference(model)
+    else:
+        forward_model = model
     gen = torch.Generator().manual_seed(args.seed + 1)  # the reference worker's input
     x = torch.randn((args.views[0], 3, args.frames, args.size, args.size), generator=gen)
 
@@ -132,7 +137,8 @@ def gemm_rate(dtype: torch.dtype, reps: int = 7) -> float:
     return 2 * 1576 * 768 * 3072 / statistics.median(ts) / 1e9
 
 
-def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tmp: Path, extra: list[str]) -> dict:
+def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tmp: Path, extra: list[str],
+               ref_extra: list[str]) -> dict:
     import uniformerv2
 
     name = MODELS[key]
@@ -141,7 +147,7 @@ def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tm
     common = ["--views", str(views), "--frames", str(frames), "--size", str(size), "--dtype", dtype,
               "--threads", str(args.threads), "--seed", str(args.seed)]
     ref_cmd = [args.ref_python, str(ROOT / "benchmarks" / "_ref_model.py"), "--config", f"{name}.py",
-               "--shared", args.shared] + common
+               "--shared", args.shared] + common + ref_extra
     if not ckpt.exists():
         ref_cmd += ["--save-checkpoint", str(ckpt)]
     ref = Worker(ref_cmd, tmp / "ref.log")
@@ -161,7 +167,8 @@ def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tm
     flops = uniformerv2.count_flops(preset.config, frames, size) * views
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = statistics.median(r / o for r, o in zip(times["ref"], times["ours"]))
-    return {"model": key, "views": views, "dtype": dtype, "variant": " ".join(extra) or "eager", "reps": reps,
+    variant = f"ours {' '.join(extra) or 'eager'}, MMAction2 {' '.join(ref_extra) or 'eager'}"
+    return {"model": key, "views": views, "dtype": dtype, "variant": variant, "reps": reps,
             "ref_s": med["ref"], "ours_s": med["ours"], "ref_min_s": min(times["ref"]),
             "ours_min_s": min(times["ours"]), "ratio": ratio, "ref_clips_s": views / med["ref"],
             "ours_clips_s": views / med["ours"], "ref_gflops": flops / med["ref"] / 1e9,
@@ -176,6 +183,7 @@ def benchmark(args: argparse.Namespace) -> int:
     load = [os.getloadavg()]
     rows = []
     extra = ["--compile"] if args.compile else []
+    ref_extra = ["--compile"] if args.ref_compile else []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         for key in args.models:
@@ -183,7 +191,7 @@ def benchmark(args: argparse.Namespace) -> int:
             for views in args.views:
                 for dtype in args.dtypes:
                     reps = args.reps or (5 if views == 1 else 3) // (2 if key == "l14" else 1) or 1
-                    row = run_config(args, key, views, dtype, reps, ckpt, tmp, extra)
+                    row = run_config(args, key, views, dtype, reps, ckpt, tmp, extra, ref_extra)
                     rows.append(row)
                     print(json.dumps({k: v for k, v in row.items() if k != "times"}), flush=True)
     rates["fp32"].append(gemm_rate(torch.float32))
@@ -202,7 +210,8 @@ def benchmark(args: argparse.Namespace) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         g = gemm[r["dtype"]]
-        print(f"| {r['model'].upper()} 8x224{' ' + r['variant'] if r['variant'] != 'eager' else ''} | {r['views']} | "
+        variant = "" if r["variant"] == "ours eager, MMAction2 eager" else f" ({r['variant']})"
+        print(f"| {r['model'].upper()} 8x224{variant} | {r['views']} | "
               f"{r['dtype']} | {r['reps']} | {r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['ratio']:.2f}x** | "
               f"{r['ref_clips_s']:.2f} | {r['ours_clips_s']:.2f} | {r['ref_gflops']:.0f} "
               f"({100 * r['ref_gflops'] / g:.0f}%) | {r['ours_gflops']:.0f} ({100 * r['ours_gflops'] / g:.0f}%) | "
@@ -272,7 +281,10 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=0, help="timed rounds per configuration (default 5 / 3 for 12 "
                                                         "views, halved for L/14)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads in every worker (default: torch's)")
-    ap.add_argument("--compile", action="store_true", help="ours under torch.compile (inductor)")
+    ap.add_argument("--compile", action="store_true",
+                    help="ours under torch.compile (inductor, freezing: uniformerv2.compile_for_inference)")
+    ap.add_argument("--ref-compile", action="store_true",
+                    help="MMAction2's recognizer under torch.compile with the same options")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ref-python", default=os.environ.get("UNIFORMERV2_REF_PYTHON", "/tmp/uniformerv2-ref/bin/python"))
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))

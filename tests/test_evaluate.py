@@ -172,6 +172,15 @@ def test_view_batching_does_not_change_scores(labelled: dict) -> None:
     assert runs[0].num_scored == NUM_GOOD and len(runs[0].failures) == 2
 
 
+def test_compiled_network_scores_like_the_eager_one(labelled: dict) -> None:
+    torch._dynamo.reset()
+    samples = _samples(labelled)
+    kw = dict(clip_len=4, num_clips=2, num_crops=3, size=32, progress=False, device="cpu", batch_views=12)
+    eager, compiled = (evaluate(labelled["model"], samples, compile=c, **kw) for c in (False, True))
+    assert compiled.paths == eager.paths and compiled.failures == eager.failures
+    torch.testing.assert_close(compiled.scores, eager.scores, rtol=0, atol=1e-5)
+
+
 def test_write_dump_rejects_other_suffixes(tmp_path: Path) -> None:
     result = EvalResult(indices=[], paths=[], labels=[], scores=torch.zeros(0, 3), failures=[], metrics={},
                         num_videos=0)

@@ -147,3 +147,24 @@ def test_int8_quantisation_returns_an_eval_model(inplace):
     qmodel = quantize_dynamic_int8(model, inplace=inplace)
     assert not qmodel.training
     assert (qmodel is model) == inplace
+
+
+def test_compile_for_inference_freezes_the_weights_and_keeps_the_logits(video):
+    from uniformerv2.inference import compile_for_inference
+    torch._dynamo.reset()
+    model = _model()
+    with torch.no_grad():
+        ref = model(video)
+    compiled = compile_for_inference(model)
+    with torch.inference_mode():
+        out = compiled(video)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert not model.training and all(p.is_leaf for p in model.parameters())  # the eager model is untouched
+
+
+def test_inference_autocast_accepts_names_and_refuses_unknown_dtypes():
+    from uniformerv2.inference import autocast_dtype
+    assert autocast_dtype("bf16") is torch.bfloat16 and autocast_dtype("float32") is None
+    assert autocast_dtype(torch.float32) is None and autocast_dtype(None) is None
+    with pytest.raises(ValueError, match="int8"):
+        autocast_dtype("int8")

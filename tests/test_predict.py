@@ -100,3 +100,24 @@ def test_frames_of_the_wrong_layout_are_refused_with_the_expected_one(checkpoint
         clf.predict(np.zeros((8, 3, 32, 32), dtype=np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         clf.predict(torch.zeros(8, 32, 32, 3))
+
+
+def test_predict_with_bf16_and_compile_agrees_with_the_fp32_eager_probabilities(checkpoint, labels):
+    plain = json.loads(cli(str(DEMO), "--checkpoint", str(checkpoint), "--labels", str(labels), "--json").stdout)
+    proc = cli(str(DEMO), "--checkpoint", str(checkpoint), "--labels", str(labels), "--json",
+               "--dtype", "bfloat16", "--compile")
+    assert proc.returncode == 0, proc.stderr
+    fast = json.loads(proc.stdout)
+    expected = {p["label"]: p["probability"] for p in plain["results"][0]["predictions"]}
+    got = {p["label"]: p["probability"] for p in fast["results"][0]["predictions"]}
+    assert got.keys() == expected.keys()
+    for label, prob in expected.items():
+        assert got[label] == pytest.approx(prob, abs=0.02)
+
+
+def test_classifier_runs_the_network_under_the_requested_autocast_dtype(checkpoint):
+    clf = VideoClassifier.from_pretrained(checkpoint, dtype="bf16")
+    seen = []
+    clf.model.cls_head.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    clf.predict(str(DEMO))
+    assert seen and set(seen) == {torch.bfloat16}

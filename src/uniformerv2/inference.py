@@ -3,13 +3,14 @@ and the ``predict`` command."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, ContextManager, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +18,47 @@ import torch
 from .model import UniFormerV2
 
 __all__ = ["Protocol", "VideoClassifier", "checkpoint_metadata", "resolve_protocol", "known_class_names",
-           "resolve_class_names", "expand_inputs", "add_predict_command"]
+           "resolve_class_names", "expand_inputs", "add_predict_command", "autocast_dtype", "inference_autocast",
+           "compile_for_inference"]
+
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {
+    "float32": None, "fp32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16}
+
+
+def autocast_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """The autocast dtype for ``dtype`` (a name such as ``"bf16"``, or a torch dtype); None means plain float32."""
+    if isinstance(dtype, str):
+        if dtype not in AUTOCAST_DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(AUTOCAST_DTYPES)}")
+        dtype = AUTOCAST_DTYPES[dtype]
+    if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"unsupported dtype {dtype}; use float32, bfloat16 or float16")
+    return None if dtype == torch.float32 else dtype
+
+
+def inference_autocast(device: str | torch.device, dtype: str | torch.dtype | None) -> ContextManager[Any]:
+    """``torch.autocast`` for ``dtype`` on ``device``'s type, or a no-op for float32.
+
+    Our network keeps the residual stream, LayerNorms and softmax inputs in float32 under autocast (see
+    ``model.py``), so only the matrix products and convolutions run in ``dtype``.
+    """
+    dtype = autocast_dtype(dtype)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile`` for inference, with inductor's freezing: the weights become constants, so their autocast
+    casts are folded away and the linear layers run on prepacked oneDNN (CPU) weights.
+
+    The first call for an input shape compiles (about 15-30 s for B/16 on 2 CPU cores), later calls reuse it. The
+    result may only be called with autograd off (``torch.no_grad`` or ``torch.inference_mode``); outputs equal the
+    eager model's within float rounding. Parameters are not copied: the eager ``model`` stays usable.
+    """
+    model.eval()
+    return torch.compile(model, options={"freezing": True})
 
 
 @dataclass(frozen=True)
@@ -117,18 +158,24 @@ class VideoClassifier:
     """A model with its test protocol and class names: ``predict(video) -> [(label, probability), ...]``."""
 
     def __init__(self, model: UniFormerV2, protocol: Protocol, class_names: Sequence[str], *,
-                 device: str | torch.device = "cpu", batch_views: int = 12, backend: str = "pyav") -> None:
+                 device: str | torch.device = "cpu", batch_views: int = 12, backend: str = "pyav",
+                 dtype: str | torch.dtype | None = None, compile: bool = False) -> None:
+        """``dtype``: autocast dtype of the forward pass (``"bf16"``, ``"fp16"``; default float32). ``compile``:
+        run the network through :func:`compile_for_inference` (the first video pays the compilation)."""
         self.model = model.eval().to(device)
         self.protocol = protocol
         self.class_names = list(class_names)
         self.device = torch.device(device)
         self.batch_views = batch_views
         self.backend = backend
+        self.dtype = autocast_dtype(dtype)
+        self._forward = compile_for_inference(self.model) if compile else self.model
 
     @classmethod
     def from_pretrained(cls, name_or_checkpoint: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
                         labels: str | os.PathLike | None = None, views: tuple[int, int] | None = None,
                         frames: int | None = None, device: str = "cpu", progress: bool = True,
+                        dtype: str | torch.dtype | None = None, compile: bool = False,
                         **overrides: Any) -> "VideoClassifier":
         """A preset name (published weights unless ``checkpoint`` is given) or one of our checkpoint files."""
         from .factory import create_model
@@ -145,7 +192,7 @@ class VideoClassifier:
         meta = checkpoint_metadata(checkpoint)
         protocol = resolve_protocol(preset, model, meta, frames=frames, views=views)
         names = resolve_class_names(labels, preset, meta, model.num_classes)
-        return cls(model, protocol, names, device=device)
+        return cls(model, protocol, names, device=device, dtype=dtype, compile=compile)
 
     def views(self, video: str | os.PathLike | np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 test views [V, 3, T, S, S] of a file, or of decoded frames uint8 [F, H, W, 3]."""
@@ -167,7 +214,8 @@ class VideoClassifier:
         from .data import normalize
         probs = []
         for chunk in views.split(self.batch_views):
-            logits = self.model(normalize(chunk).to(self.device))
+            with inference_autocast(self.device, self.dtype):
+                logits = self._forward(normalize(chunk).to(self.device))
             probs.append(logits.float().softmax(-1).cpu())
         return torch.cat(probs).mean(0)
 
@@ -216,7 +264,8 @@ def classifier_from_args(args: argparse.Namespace, views: tuple[int, int] | None
         raise ValueError("name a model (--model PRESET) or a checkpoint (--checkpoint FILE)")
     return VideoClassifier.from_pretrained(source, checkpoint=args.checkpoint if args.model else None,
                                            labels=args.labels, views=views, frames=args.frames,
-                                           device=args.device, **parse_overrides(args.set))
+                                           device=args.device, dtype=getattr(args, "dtype", None),
+                                           compile=getattr(args, "compile", False), **parse_overrides(args.set))
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -246,6 +295,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def add_speed_arguments(p: argparse.ArgumentParser) -> None:
+    """``--dtype`` and ``--compile``, shared by ``predict``, ``timeline`` and ``test``."""
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="autocast dtype for the forward pass (default float32; bfloat16 is about 1.8x faster on "
+                        "CPUs with AVX512-BF16 or AMX)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the network under torch.compile with weight freezing (needs a C++ compiler on CPU; "
+                        "the first forward compiles, for about 15-30 s)")
+
+
 def add_predict_command(sub: Any) -> None:
     """Register ``uniformerv2 predict``."""
     from .engine.evaluate import parse_views
@@ -258,6 +317,7 @@ def add_predict_command(sub: Any) -> None:
     p.add_argument("--frames", type=int, help="frames per clip (default: the preset's)")
     p.add_argument("--labels", help="class names: a text file (one per line) or k400, k600, k700, k710, mitv1")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_speed_arguments(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="architecture overrides (MMAction2 names)")
     p.set_defaults(func=_cmd_predict)

@@ -170,7 +170,8 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: [..., C] -> [..., C]."""
-        if type(self.c_fc) is not nn.Linear or type(self.c_proj) is not nn.Linear:  # e.g. int8-quantised
+        if (type(self.c_fc) is not nn.Linear or type(self.c_proj) is not nn.Linear  # e.g. int8-quantised
+                or torch.compiler.is_compiling()):  # inductor fuses the activation itself and prepacks F.linear
             return self.c_proj(self._drop(self.gelu(self.c_fc(x))))
         a = QuickGELU.ALPHA
         rows = x.reshape(-1, x.shape[-1])  # [M, C], a view

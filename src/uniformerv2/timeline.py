@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .atomic import atomic_write_file, atomic_write_text
-from .inference import VideoClassifier, classifier_from_args
+from .inference import VideoClassifier, add_speed_arguments, classifier_from_args
 
 __all__ = ["Timeline", "scan", "plot_timeline", "write_timeline", "annotate_video", "add_timeline_command"]
 
@@ -243,6 +243,7 @@ def add_timeline_command(sub: Any) -> None:
     p.add_argument("--out-dir", help="where the PNG, CSV and JSON go (default: <video>_timeline/)")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the running top class drawn")
     p.add_argument("--device", default="cpu")
+    add_speed_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="architecture overrides (MMAction2 names)")
     p.set_defaults(func=_cmd_timeline)

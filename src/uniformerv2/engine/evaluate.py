@@ -16,7 +16,6 @@ import json
 import os
 import pickle
 import sys
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -26,6 +25,7 @@ import torch
 
 from ..atomic import atomic_write_file
 from ..data import normalize
+from ..inference import add_speed_arguments, autocast_dtype, compile_for_inference, inference_autocast
 from . import distributed as D
 from .metrics import compute_metrics, confusion_matrix, per_class_accuracy, top_confused_pairs
 
@@ -41,10 +41,6 @@ __all__ = [
     "run_test",
     "parse_views",
 ]
-
-_DTYPES = {"float32": None, "fp32": None, "float16": torch.float16, "fp16": torch.float16,
-           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-
 
 @dataclass
 class EvalResult:
@@ -104,11 +100,13 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, n
              size: int, batch_views: int | None = None, num_workers: int = 0,
              device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
              class_names: Sequence[str] | None = None, progress: bool = True, sampling: str = "mmaction2",
-             backend: str = "pyav", topk: Sequence[int] = (1, 5), distributed: bool | None = None) -> EvalResult:
+             backend: str = "pyav", topk: Sequence[int] = (1, 5), distributed: bool | None = None,
+             compile: bool = False) -> EvalResult:
     """Score ``samples`` (``VideoSample(path, label)``) with the multi-view protocol; see the module docstring.
 
     ``batch_views``: at most this many views per forward pass (default: one video's views); videos are batched so
     that a forward is as full as possible. ``dtype``: None/'float32', or 'bfloat16'/'float16' for autocast.
+    ``compile``: run the network through :func:`uniformerv2.inference.compile_for_inference`.
     ``distributed``: None = shard across ranks when a process group with several ranks is initialised.
     """
     from torch.utils.data import DataLoader
@@ -121,12 +119,7 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, n
     batch_views = int(batch_views or views_per_video)
     if batch_views < 1:
         raise ValueError(f"batch_views must be >= 1, got {batch_views}")
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
-        dtype = _DTYPES[dtype]
-    if dtype == torch.float32:
-        dtype = None
+    dtype = autocast_dtype(dtype)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if distributed is None:
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized() \
@@ -139,7 +132,7 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, n
     loader = DataLoader(dataset, batch_size=max(1, batch_views // views_per_video), shuffle=False,
                         num_workers=num_workers, collate_fn=_as_list, pin_memory=device.type == "cuda")
     model = model.eval().to(device)
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+    forward = compile_for_inference(model) if compile else model
 
     records: list[tuple[int, str, int | None, np.ndarray]] = []
     failures: list[tuple[int, str, str]] = []
@@ -163,8 +156,8 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, n
                 logits = []
                 for start in range(0, views.shape[0], batch_views):
                     x = normalize(views[start:start + batch_views].to(device, non_blocking=True))  # uint8 on the device
-                    with autocast:
-                        out = model(x)
+                    with inference_autocast(device, dtype):
+                        out = forward(x)
                     logits.append(out.float())
                 probs = torch.cat(logits).softmax(dim=1)
                 counts = [int(item["views"].shape[0]) for _, item in good]
@@ -409,8 +402,7 @@ def add_test_command(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default: min(4, CPUs))")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available); under torchrun each "
                                     "process takes cuda:LOCAL_RANK")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
-                   help="autocast dtype for the forward pass (default float32)")
+    add_speed_arguments(p)
     p.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="architecture overrides (MMAction2 names)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_test)
@@ -499,7 +491,7 @@ def run_test(args: argparse.Namespace) -> int:
                           num_crops=proto.crops, size=proto.size, batch_views=args.batch_views,
                           num_workers=_default_workers() if args.workers is None else max(0, args.workers),
                           device=device, dtype=args.dtype, class_names=class_names,
-                          progress=not args.no_progress, sampling=proto.sampling)
+                          progress=not args.no_progress, sampling=proto.sampling, compile=args.compile)
     finally:
         D.destroy_distributed()
     if not D.is_main_process():
