@@ -149,16 +149,28 @@ def test_int8_quantisation_returns_an_eval_model(inplace):
     assert (qmodel is model) == inplace
 
 
-def test_compile_for_inference_freezes_the_weights_and_keeps_the_logits(video):
+def _op_names(fn, *inputs) -> set[str]:
+    from torch.profiler import profile
+    with profile() as prof:
+        fn(*inputs)
+    return {e.key for e in prof.key_averages()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compile_for_inference_runs_prepacked_linear_layers_and_keeps_the_logits(video, dtype):
     from uniformerv2.inference import compile_for_inference
     torch._dynamo.reset()
     model = _model()
-    with torch.no_grad():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         ref = model(video)
-    compiled = compile_for_inference(model)
-    with torch.inference_mode():
+        compiled = compile_for_inference(model)
         out = compiled(video)
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        ops = _op_names(compiled, video)
+    torch.testing.assert_close(out, ref, **({} if dtype == torch.bfloat16 else dict(atol=1e-5, rtol=1e-5)))
+    # freezing turned the weights into constants: every linear layer runs on a prepacked weight (MKL for fp32,
+    # oneDNN for bf16), none through aten's addmm/mm on the parameter as given
+    assert ops & {"mkl::_mkl_linear", "mkldnn::_linear_pointwise"}, sorted(ops)
+    assert not ops & {"aten::addmm", "aten::mm", "aten::linear"}, sorted(ops)
     assert not model.training and all(p.is_leaf for p in model.parameters())  # the eager model is untouched
 
 
