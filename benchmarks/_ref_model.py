@@ -12,7 +12,7 @@ weights), then answers one JSON line per command read from stdin:
     run           time one forward ``cls_head(backbone(x))`` of the normalised views (no grad, optional bf16 autocast;
                   under torch.compile with freezing when ``--compile`` is given)
     logits PATH   save the last run's logits to PATH
-    quit          report the peak resident memory since the model was built (VmHWM) and exit
+    quit          report the peak memory since the model was built (VmHWM; on CUDA, max allocated) and exit
 """
 import argparse
 import json
@@ -38,6 +38,18 @@ def reset_peak() -> None:
         f.write('5')
 
 
+def sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def peak_mib(device: torch.device) -> float:
+    """The forward's peak: GPU memory allocated (CUDA), else the process's peak resident set."""
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return memory_mib('VmHWM')
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--config', required=True)
@@ -50,12 +62,17 @@ def main() -> None:
     ap.add_argument('--threads', type=int, default=0)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--save-checkpoint')
+    ap.add_argument('--device', default='cpu')
     ap.add_argument('--compile', action='store_true',
                     help='torch.compile with inductor freezing, as uniformerv2.compile_for_inference does')
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     sys.path.insert(0, os.path.join(args.shared, 'ref'))
+    # The recognizer needs none of MMAction2's multimodal models, and their import fails under transformers >= 5
+    # (as installed on the GPU machines): skip them, as MMAction2 does when transformers is absent.
+    import mmaction.utils.dependency
+    mmaction.utils.dependency.WITH_MULTIMODAL = False
     import dump  # the oracle's builder: MMAction2 config -> Recognizer3D, randomised weights
     import logging
     logging.getLogger('mmengine').setLevel(logging.WARNING)
@@ -64,10 +81,13 @@ def main() -> None:
     model, _ = dump.build(dump.config_path(args.config), [])
     dump.randomise(model, args.seed)
     model.eval()
+    device = torch.device(args.device)
     if args.save_checkpoint:
         torch.save({'state_dict': model.state_dict()}, args.save_checkpoint)
     gen = torch.Generator().manual_seed(args.seed + 1)
     x = torch.randn((args.views, 3, args.frames, args.size, args.size), generator=gen)  # normalised views
+    model.to(device)
+    x = x.to(device)
 
     def recognise(v: torch.Tensor) -> torch.Tensor:
         return model.cls_head(model.backbone(v))
@@ -75,23 +95,27 @@ def main() -> None:
     run = torch.compile(recognise, options={'freezing': True}) if args.compile else recognise
 
     def forward() -> torch.Tensor:
-        with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.dtype == 'bf16'):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == 'bf16'):
             return run(x)
 
     reset_peak()
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
     print(json.dumps({'ready': True, 'rss_mib': memory_mib('VmRSS'), 'torch': torch.__version__,
                       'threads': torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
         cmd, *rest = line.split()
         if cmd == 'run':
+            sync(device)
             t, c = time.perf_counter(), time.process_time()
             last = forward()
+            sync(device)
             print(json.dumps({'wall_s': time.perf_counter() - t, 'cpu_s': time.process_time() - c}), flush=True)
         elif cmd == 'logits':
-            torch.save(last.float(), rest[0])  # the last run's logits
+            torch.save(last.float().cpu(), rest[0])  # the last run's logits
             print(json.dumps({'saved': rest[0]}), flush=True)
         elif cmd == 'quit':
-            print(json.dumps({'peak_rss_mib': memory_mib('VmHWM')}), flush=True)
+            print(json.dumps({'peak_mib': peak_mib(device)}), flush=True)
             return
 
 

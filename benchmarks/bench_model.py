@@ -1,10 +1,16 @@
-"""The network on CPU, side by side with MMAction2 1.2.0's recognizer: clips/s, ratio, GFLOP/s, peak memory.
+"""The network on CPU or GPU, side by side with MMAction2 1.2.0's recognizer: clips/s, ratio, GFLOP/s, peak memory.
 
     bash ../shared/ref/setup.sh                                  # the oracle environment, once
     .venv/bin/python benchmarks/bench_model.py                    # B/16 and L/14, 1 and 12 views, fp32 and bf16
     .venv/bin/python benchmarks/bench_model.py --models b16 --views 1 --dtypes fp32 --reps 9
     .venv/bin/python benchmarks/bench_model.py --models b16 --views 1 --compile --ref-compile  # both compiled
     .venv/bin/python benchmarks/bench_model.py --int8-agreement   # int8 vs fp32 top-1 on decoded test views
+
+On a GPU machine without the oracle environment (the lent H100s have torch but no internet), carry MMAction2's
+pure-Python packages (``bash benchmarks/pack_reference.sh`` here writes ``.ref-packages/``) and run there:
+
+    PYTHONPATH=.ref-packages/site python3 benchmarks/bench_model.py --device cuda --models b16 --views 32 \
+        --dtypes bf16 --ref-python python3 --shared .ref-packages
 
 Each configuration (model, views, dtype) gets two fresh worker processes: MMAction2's ``Recognizer3D`` built from
 its config by ``_ref_model.py`` in the oracle's Python (weights randomised from a seed, as ``shared/ref/dump.py``
@@ -55,13 +61,26 @@ def _reset_peak() -> None:
         f.write("5")
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mib(device: torch.device) -> float:
+    """The forward's peak: GPU memory allocated (CUDA), else the process's peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return _memory_mib("VmHWM")
+
+
 def worker(args: argparse.Namespace) -> None:
     """Our model, same protocol as ``_ref_model.py``: ``run``, ``logits PATH`` (of the last run), ``quit`` on stdin."""
     import uniformerv2
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = uniformerv2.create_model(args.name, checkpoint=args.checkpoint).eval()
+    device = torch.device(args.device)
+    model = uniformerv2.create_model(args.name, checkpoint=args.checkpoint).eval().to(device)
     if args.int8:
         from uniformerv2.quantize import quantize_dynamic_int8
         model = quantize_dynamic_int8(model, inplace=True)
@@ -71,26 +90,30 @@ def worker(args: argparse.Namespace) -> None:
     else:
         forward_model = model
     gen = torch.Generator().manual_seed(args.seed + 1)  # the reference worker's input
-    x = torch.randn((args.views[0], 3, args.frames, args.size, args.size), generator=gen)
+    x = torch.randn((args.views[0], 3, args.frames, args.size, args.size), generator=gen).to(device)
 
     def forward() -> torch.Tensor:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
             return forward_model(x)
 
     _reset_peak()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     print(json.dumps({"ready": True, "rss_mib": _memory_mib("VmRSS"), "torch": torch.__version__,
                       "threads": torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
         cmd, *rest = line.split()
         if cmd == "run":
+            _sync(device)
             t, c = time.perf_counter(), time.process_time()
             last = forward()
+            _sync(device)
             print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}), flush=True)
         elif cmd == "logits":
-            torch.save(last.float(), rest[0])  # the last run's logits
+            torch.save(last.float().cpu(), rest[0])  # the last run's logits
             print(json.dumps({"saved": rest[0]}), flush=True)
         elif cmd == "quit":
-            print(json.dumps({"peak_rss_mib": _memory_mib("VmHWM")}), flush=True)
+            print(json.dumps({"peak_mib": _peak_mib(device)}), flush=True)
             return
 
 
@@ -124,17 +147,24 @@ class Worker:
         return out
 
 
-def gemm_rate(dtype: torch.dtype, reps: int = 7) -> float:
-    """GFLOP/s of a 1576x768 @ 768x3072 matmul (the MLP of B/16 at 8x224, batch 1)."""
-    a = torch.randn(1576, 768).to(dtype)
-    b = torch.randn(768, 3072).to(dtype)
-    torch.mm(a, b)
+def gemm_rate(dtype: torch.dtype, device: str = "cpu", rows: int = 1576, size: int | None = None,
+              reps: int = 7) -> float:
+    """GFLOP/s of a ``rows`` x 768 @ 768 x 3072 matmul (the MLP of B/16 at 8x224; ``rows`` = 1576 per view), or of
+    a ``size``-cubed one (the practical peak of a GPU)."""
+    m, k, n = (size, size, size) if size else (rows, 768, 3072)
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
+    dev = torch.device(device)
+    for _ in range(3 if dev.type == "cuda" else 1):
+        torch.mm(a, b)
     ts = []
     for _ in range(reps):
+        _sync(dev)
         t = time.perf_counter()
         torch.mm(a, b)
+        _sync(dev)
         ts.append(time.perf_counter() - t)
-    return 2 * 1576 * 768 * 3072 / statistics.median(ts) / 1e9
+    return 2 * m * k * n / statistics.median(ts) / 1e9
 
 
 def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tmp: Path, extra: list[str],
@@ -145,7 +175,7 @@ def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tm
     preset = uniformerv2.get_preset(name)
     frames, size = preset.num_frames, preset.resolution
     common = ["--views", str(views), "--frames", str(frames), "--size", str(size), "--dtype", dtype,
-              "--threads", str(args.threads), "--seed", str(args.seed)]
+              "--threads", str(args.threads), "--seed", str(args.seed), "--device", args.device]
     ref_cmd = [args.ref_python, str(ROOT / "benchmarks" / "_ref_model.py"), "--config", f"{name}.py",
                "--shared", args.shared] + common + ref_extra
     if not ckpt.exists():
@@ -163,7 +193,7 @@ def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tm
     ref.ask(f"logits {tmp / 'ref.pt'}")
     ours.ask(f"logits {tmp / 'ours.pt'}")
     diff = (torch.load(tmp / "ref.pt") - torch.load(tmp / "ours.pt")).abs().max().item()
-    peaks = {label: w.close()["peak_rss_mib"] for label, w in pair}
+    peaks = {label: w.close()["peak_mib"] for label, w in pair}
     flops = uniformerv2.count_flops(preset.config, frames, size) * views
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = statistics.median(r / o for r, o in zip(times["ref"], times["ours"]))
@@ -179,7 +209,17 @@ def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tm
 
 
 def benchmark(args: argparse.Namespace) -> int:
-    rates = {"fp32": [gemm_rate(torch.float32)], "bf16": [gemm_rate(torch.bfloat16)]}
+    cuda = torch.device(args.device).type == "cuda"
+    rows_per_gemm = 1576 * (max(args.views) if cuda else 1)  # a GPU is measured at the benchmark's batch
+
+    def measure_rates() -> None:
+        for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            rates[name].append(gemm_rate(dt, args.device, rows_per_gemm))
+        if cuda:
+            rates["bf16_8192"].append(gemm_rate(torch.bfloat16, args.device, size=8192))
+
+    rates: dict[str, list[float]] = {"fp32": [], "bf16": [], "bf16_8192": []}
+    measure_rates()
     load = [os.getloadavg()]
     rows = []
     extra = ["--compile"] if args.compile else []
@@ -194,15 +234,18 @@ def benchmark(args: argparse.Namespace) -> int:
                     row = run_config(args, key, views, dtype, reps, ckpt, tmp, extra, ref_extra)
                     rows.append(row)
                     print(json.dumps({k: v for k, v in row.items() if k != "times"}), flush=True)
-    rates["fp32"].append(gemm_rate(torch.float32))
-    rates["bf16"].append(gemm_rate(torch.bfloat16))
+    measure_rates()
     load.append(os.getloadavg())
-    gemm = {k: statistics.mean(v) for k, v in rates.items()}
+    gemm = {k: statistics.mean(v) for k, v in rates.items() if v}
     print()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; load average before {load[0][0]:.2f}, after {load[1][0]:.2f}")
-    print(f"GEMM rate (1576x768 @ 768x3072): fp32 {gemm['fp32']:.0f} GFLOP/s, bf16 {gemm['bf16']:.0f} GFLOP/s "
-          f"(before/after: {rates['fp32'][0]:.0f}/{rates['fp32'][1]:.0f}, {rates['bf16'][0]:.0f}/{rates['bf16'][1]:.0f})")
+    if cuda:
+        print(f"device: {torch.cuda.get_device_name(args.device)}; bf16 8192^3 GEMM rate {gemm['bf16_8192']:.0f} "
+              "GFLOP/s (the practical peak the rows' bf16 GFLOP/s can be read against)")
+    print(f"GEMM rate ({rows_per_gemm}x768 @ 768x3072): fp32 {gemm['fp32']:.0f} GFLOP/s, bf16 {gemm['bf16']:.0f} "
+          f"GFLOP/s (before/after: {rates['fp32'][0]:.0f}/{rates['fp32'][1]:.0f}, "
+          f"{rates['bf16'][0]:.0f}/{rates['bf16'][1]:.0f})")
     print()
     print("| model | views | dtype | reps | MMAction2 s/forward | ours s/forward | ratio | MMAction2 clips/s | "
           "ours clips/s | MMAction2 GFLOP/s (% GEMM) | ours GFLOP/s (% GEMM) | peak MiB MMAction2 / ours | "
@@ -285,6 +328,8 @@ def main() -> int:
                     help="ours under torch.compile (inductor, freezing: uniformerv2.compile_for_inference)")
     ap.add_argument("--ref-compile", action="store_true",
                     help="MMAction2's recognizer under torch.compile with the same options")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where both networks run (CUDA: times are "
+                                                    "synchronised, peak memory is max allocated)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ref-python", default=os.environ.get("UNIFORMERV2_REF_PYTHON", "/tmp/uniformerv2-ref/bin/python"))
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
