@@ -21,33 +21,7 @@ import sys
 import time
 
 import torch
-
-
-def memory_mib(field: str) -> float:
-    """VmRSS (resident now) or VmHWM (peak resident since the last reset_peak) of this process, in MiB."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
-
-
-def reset_peak() -> None:
-    """Reset VmHWM to the current resident size (Linux >= 4.0), so the peak excludes building the model."""
-    with open('/proc/self/clear_refs', 'w') as f:
-        f.write('5')
-
-
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def peak_mib(device: torch.device) -> float:
-    """The forward's peak: GPU memory allocated (CUDA), else the process's peak resident set."""
-    if device.type == 'cuda':
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return memory_mib('VmHWM')
+from _measure import memory_mib, peak_mib, reset_peak, sync
 
 
 def main() -> None:
@@ -98,9 +72,7 @@ def main() -> None:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == 'bf16'):
             return run(x)
 
-    reset_peak()
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak(device)
     print(json.dumps({'ready': True, 'rss_mib': memory_mib('VmRSS'), 'torch': torch.__version__,
                       'threads': torch.get_num_threads()}), flush=True)
     for line in sys.stdin:

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import torch
+from _measure import memory_mib, peak_mib, reset_peak, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
@@ -47,31 +48,6 @@ MEAN, STD = 114.75, 57.375
 
 
 # ------------------------------------------------------------------------------------------------ our worker
-
-def _memory_mib(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _peak_mib(device: torch.device) -> float:
-    """The forward's peak: GPU memory allocated (CUDA), else the process's peak resident set."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return _memory_mib("VmHWM")
-
 
 def worker(args: argparse.Namespace) -> None:
     """Our model, same protocol as ``_ref_model.py``: ``run``, ``logits PATH`` (of the last run), ``quit`` on stdin."""
@@ -96,24 +72,22 @@ def worker(args: argparse.Namespace) -> None:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
             return forward_model(x)
 
-    _reset_peak()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    print(json.dumps({"ready": True, "rss_mib": _memory_mib("VmRSS"), "torch": torch.__version__,
+    reset_peak(device)
+    print(json.dumps({"ready": True, "rss_mib": memory_mib("VmRSS"), "torch": torch.__version__,
                       "threads": torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
         cmd, *rest = line.split()
         if cmd == "run":
-            _sync(device)
+            sync(device)
             t, c = time.perf_counter(), time.process_time()
             last = forward()
-            _sync(device)
+            sync(device)
             print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}), flush=True)
         elif cmd == "logits":
             torch.save(last.float().cpu(), rest[0])  # the last run's logits
             print(json.dumps({"saved": rest[0]}), flush=True)
         elif cmd == "quit":
-            print(json.dumps({"peak_mib": _peak_mib(device)}), flush=True)
+            print(json.dumps({"peak_mib": peak_mib(device)}), flush=True)
             return
 
 
@@ -159,10 +133,10 @@ def gemm_rate(dtype: torch.dtype, device: str = "cpu", rows: int = 1576, size: i
         torch.mm(a, b)
     ts = []
     for _ in range(reps):
-        _sync(dev)
+        sync(dev)
         t = time.perf_counter()
         torch.mm(a, b)
-        _sync(dev)
+        sync(dev)
         ts.append(time.perf_counter() - t)
     return 2 * m * k * n / statistics.median(ts) / 1e9
 

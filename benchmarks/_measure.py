@@ -1,0 +1,33 @@
+"""Measurement helpers shared by the benchmark workers, ours and the reference's (stdlib and torch only, so they
+run in the oracle environment's Python and on a GPU machine alike)."""
+import torch
+
+
+def memory_mib(field: str) -> float:
+    """VmRSS (resident now) or VmHWM (peak resident since the last reset_peak) of this process, in MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def reset_peak(device: torch.device) -> None:
+    """Start the peak afresh: VmHWM back to the current resident size (Linux >= 4.0), and CUDA's peak counter."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that wall-clock times cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_mib(device: torch.device) -> float:
+    """The peak since reset_peak: GPU memory allocated (CUDA), else the process's peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return memory_mib("VmHWM")
