@@ -180,3 +180,11 @@ def test_inference_autocast_accepts_names_and_refuses_unknown_dtypes():
     assert autocast_dtype(torch.float32) is None and autocast_dtype(None) is None
     with pytest.raises(ValueError, match="int8"):
         autocast_dtype("int8")
+
+
+def test_compile_for_inference_without_a_cpp_compiler_says_so_before_compiling(monkeypatch, tmp_path):
+    from uniformerv2.inference import compile_for_inference
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no g++, c++ or clang++
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(RuntimeError, match="needs a C.. compiler.*without --compile"):
+        compile_for_inference(_model())

@@ -49,6 +49,14 @@ def inference_autocast(device: str | torch.device, dtype: str | torch.dtype | No
     return torch.autocast(torch.device(device).type, dtype=dtype)
 
 
+def _cpp_compiler_available() -> bool:
+    """Whether inductor will find the C++ compiler it uses for CPU kernels ($CXX, else g++ / c++ / clang++)."""
+    import shutil
+    cxx = os.environ.get("CXX")
+    candidates = [cxx] if cxx else ["g++", "c++", "clang++"]
+    return any(shutil.which(c) for c in candidates)
+
+
 def compile_for_inference(model: torch.nn.Module) -> Callable[..., torch.Tensor]:
     """``model`` under ``torch.compile`` for inference, compiled with inductor's freezing: the weights become
     constants, so their autocast casts are folded away and the linear layers run on prepacked oneDNN (CPU) weights.
@@ -60,6 +68,10 @@ def compile_for_inference(model: torch.nn.Module) -> Callable[..., torch.Tensor]
     """
     import torch._inductor.config as inductor_config
 
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    if on_cpu and not _cpp_compiler_available():
+        raise RuntimeError("compiling for CPU needs a C++ compiler (inductor builds its kernels with one), and none "
+                           "was found: set CXX or put g++/clang++ on PATH, or run without --compile")
     compiled = torch.compile(model.eval())
 
     def forward(*args: Any, **kwargs: Any) -> torch.Tensor:
