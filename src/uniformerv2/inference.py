@@ -1,5 +1,5 @@
 """Classifying videos: ``VideoClassifier`` (a Hugging Face-style pipeline), the test protocol a model comes with,
-and the ``predict`` command."""
+the inference speed options (autocast dtype, ``compile_for_inference``) and the ``predict`` command."""
 from __future__ import annotations
 
 import argparse
