@@ -1,5 +1,10 @@
 """Measurement helpers shared by the benchmark workers, ours and the reference's (stdlib and torch only, so they
 run in the oracle environment's Python and on a GPU machine alike)."""
+import json
+import sys
+import time
+from typing import Callable
+
 import torch
 
 
@@ -31,3 +36,29 @@ def peak_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
     return memory_mib("VmHWM")
+
+
+def serve(forward: Callable[[], torch.Tensor], device: torch.device) -> None:
+    """The worker protocol: print a ready line, then answer one JSON line per command read from stdin.
+
+    ``run``: time one ``forward()``; ``logits PATH``: save the last run's logits; ``quit``: report the peak memory
+    since the ready line and return.
+    """
+    reset_peak(device)
+    print(json.dumps({"ready": True, "rss_mib": memory_mib("VmRSS"), "torch": torch.__version__,
+                      "threads": torch.get_num_threads()}), flush=True)
+    last = None
+    for line in sys.stdin:
+        cmd, *rest = line.split()
+        if cmd == "run":
+            sync(device)
+            t, c = time.perf_counter(), time.process_time()
+            last = forward()
+            sync(device)
+            print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}), flush=True)
+        elif cmd == "logits":
+            torch.save(last.float().cpu(), rest[0])
+            print(json.dumps({"saved": rest[0]}), flush=True)
+        elif cmd == "quit":
+            print(json.dumps({"peak_mib": peak_mib(device)}), flush=True)
+            return

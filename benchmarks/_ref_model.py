@@ -15,13 +15,11 @@ weights), then answers one JSON line per command read from stdin:
     quit          report the peak memory since the model was built (VmHWM; on CUDA, max allocated) and exit
 """
 import argparse
-import json
 import os
 import sys
-import time
 
 import torch
-from _measure import memory_mib, peak_mib, reset_peak, sync
+from _measure import serve
 
 
 def main() -> None:
@@ -38,7 +36,7 @@ def main() -> None:
     ap.add_argument('--save-checkpoint')
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--compile', action='store_true',
-                    help='torch.compile with inductor freezing, as uniformerv2.compile_for_inference does')
+                    help='through uniformerv2.compile_for_inference (torch.compile with inductor freezing)')
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,32 +61,19 @@ def main() -> None:
     model.to(device)
     x = x.to(device)
 
-    def recognise(v: torch.Tensor) -> torch.Tensor:
-        return model.cls_head(model.backbone(v))
-
-    run = torch.compile(recognise, options={'freezing': True}) if args.compile else recognise
+    recognise = torch.nn.Sequential(model.backbone, model.cls_head)  # cls_head(backbone(x))
+    if args.compile:  # the very function ours uses (inductor freezing), from the project's source tree
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src'))
+        from uniformerv2.inference import compile_for_inference
+        run = compile_for_inference(recognise)
+    else:
+        run = recognise
 
     def forward() -> torch.Tensor:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == 'bf16'):
             return run(x)
 
-    reset_peak(device)
-    print(json.dumps({'ready': True, 'rss_mib': memory_mib('VmRSS'), 'torch': torch.__version__,
-                      'threads': torch.get_num_threads()}), flush=True)
-    for line in sys.stdin:
-        cmd, *rest = line.split()
-        if cmd == 'run':
-            sync(device)
-            t, c = time.perf_counter(), time.process_time()
-            last = forward()
-            sync(device)
-            print(json.dumps({'wall_s': time.perf_counter() - t, 'cpu_s': time.process_time() - c}), flush=True)
-        elif cmd == 'logits':
-            torch.save(last.float().cpu(), rest[0])  # the last run's logits
-            print(json.dumps({'saved': rest[0]}), flush=True)
-        elif cmd == 'quit':
-            print(json.dumps({'peak_mib': peak_mib(device)}), flush=True)
-            return
+    serve(forward, device)
 
 
 if __name__ == '__main__':

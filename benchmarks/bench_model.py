@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import torch
-from _measure import memory_mib, peak_mib, reset_peak, sync
+from _measure import serve, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
@@ -72,23 +72,7 @@ def worker(args: argparse.Namespace) -> None:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16"):
             return forward_model(x)
 
-    reset_peak(device)
-    print(json.dumps({"ready": True, "rss_mib": memory_mib("VmRSS"), "torch": torch.__version__,
-                      "threads": torch.get_num_threads()}), flush=True)
-    for line in sys.stdin:
-        cmd, *rest = line.split()
-        if cmd == "run":
-            sync(device)
-            t, c = time.perf_counter(), time.process_time()
-            last = forward()
-            sync(device)
-            print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c}), flush=True)
-        elif cmd == "logits":
-            torch.save(last.float().cpu(), rest[0])  # the last run's logits
-            print(json.dumps({"saved": rest[0]}), flush=True)
-        elif cmd == "quit":
-            print(json.dumps({"peak_mib": peak_mib(device)}), flush=True)
-            return
+    serve(forward, device)
 
 
 # ------------------------------------------------------------------------------------------------ coordinator
