@@ -235,8 +235,9 @@ class VideoClassifier:
         """Softmax probabilities averaged over views (MMAction2's ``average_clips='prob'``): [num_classes]."""
         from .data import normalize
         probs = []
+        autocast = inference_autocast(self.device, self.dtype)
         for chunk in views.split(self.batch_views):
-            with inference_autocast(self.device, self.dtype):
+            with autocast:
                 logits = self._forward(normalize(chunk).to(self.device))
             probs.append(logits.float().softmax(-1).cpu())
         return torch.cat(probs).mean(0)

@@ -133,6 +133,7 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, n
                         num_workers=num_workers, collate_fn=_as_list, pin_memory=device.type == "cuda")
     model = model.eval().to(device)
     forward = compile_for_inference(model) if compile else model
+    autocast = inference_autocast(device, dtype)  # re-entered for every forward
 
     records: list[tuple[int, str, int | None, np.ndarray]] = []
     failures: list[tuple[int, str, str]] = []
@@ -156,7 +157,7 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], *, clip_len: int, n
                 logits = []
                 for start in range(0, views.shape[0], batch_views):
                     x = normalize(views[start:start + batch_views].to(device, non_blocking=True))  # uint8 on the device
-                    with inference_autocast(device, dtype):
+                    with autocast:
                         out = forward(x)
                     logits.append(out.float())
                 probs = torch.cat(logits).softmax(dim=1)
