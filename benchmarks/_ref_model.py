@@ -64,7 +64,7 @@ def main() -> None:
     recognise = torch.nn.Sequential(model.backbone, model.cls_head)  # cls_head(backbone(x))
     if args.compile:  # the very function ours uses (inductor freezing), from the project's source tree
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src'))
-        from uniformerv2.inference import compile_for_inference
+        from uniformerv2.precision import compile_for_inference
         run = compile_for_inference(recognise)
     else:
         run = recognise

@@ -61,7 +61,7 @@ def worker(args: argparse.Namespace) -> None:
         from uniformerv2.quantize import quantize_dynamic_int8
         model = quantize_dynamic_int8(model, inplace=True)
     if args.compile:
-        from uniformerv2.inference import compile_for_inference
+        from uniformerv2.precision import compile_for_inference
         forward_model = compile_for_inference(model)
     else:
         forward_model = model
@@ -238,7 +238,8 @@ def _randomise(model: torch.nn.Module, seed: int) -> None:
 def int8_agreement(args: argparse.Namespace) -> int:
     """Top-1 agreement of the int8 model with fp32 over the 4x3 test views of the shared videos."""
     import uniformerv2
-    from uniformerv2.data.datasets import read_test_views
+    from uniformerv2 import Protocol
+    from uniformerv2.data import read_test_views
     from uniformerv2.quantize import quantize_dynamic_int8
 
     if args.threads:
@@ -253,7 +254,7 @@ def int8_agreement(args: argparse.Namespace) -> int:
     worst = 0.0
     t_fp32, t_int8 = [], []
     for video in videos:
-        views = (read_test_views(video, 8, 4, 3, 224).float() - MEAN) / STD  # [12, 3, 8, 224, 224]
+        views = (read_test_views(video, Protocol(8, 224, 4, 3)).float() - MEAN) / STD  # [12, 3, 8, 224, 224]
         for v in views.split(args.chunk):
             with torch.no_grad():
                 t = time.perf_counter()

@@ -104,6 +104,7 @@ def main() -> None:
     ap.add_argument("--write-md", action="store_true", help="update the section in BENCHMARKS.md")
     args = ap.parse_args()
 
+    from uniformerv2 import Protocol
     from uniformerv2.data import read_test_views
 
     ref = RefWorker(args.ref_python)
@@ -117,7 +118,7 @@ def main() -> None:
             for rnd in range(args.rounds + 1):  # round 0 warms both up
                 for video in args.videos:
                     t0 = time.perf_counter()
-                    views = read_test_views(video, clip_len, num_clips, num_crops, args.size, backend=args.backend)
+                    views = read_test_views(video, Protocol(clip_len, args.size, num_clips, num_crops), backend=args.backend)
                     dt = time.perf_counter() - t0
                     rt, shape = ref.run(path=video, **req)
                     if list(views.shape) != shape:

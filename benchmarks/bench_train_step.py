@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from uniformerv2.engine.optim import build_optimizer
-from uniformerv2.engine.train import TrainConfig, build_model
+from uniformerv2.engine.config import TrainConfig
+from uniformerv2.engine.train import build_model
 
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -32,14 +32,14 @@ def main() -> int:
     metrics = json.loads((work / "metrics.json").read_text())
     cfg = DemoConfig()
     rng = np.random.default_rng(args.seed)
-    clips = [make_lamp_video(label, rng, frames=cfg.frames, height=cfg.height, width=cfg.width)
+    clips = [make_lamp_video(label, rng, frames=cfg.video_frames, height=cfg.height, width=cfg.width)
              for label in [args.first] * args.clips + [args.second] * args.clips]
     out = work / "timeline"
     video = write_video(out / "changing_action.mp4", np.concatenate(clips), fps=cfg.fps)
-    window = f"{cfg.frames / cfg.fps:g}s"
+    window = f"{cfg.video_frames / cfg.fps:g}s"
     cmd = [sys.executable, "-m", "uniformerv2.cli", "timeline", str(video), "--checkpoint", metrics["model_path"],
            "--labels", str(work / "data" / "label_map.txt"), "--window", window, "--stride", window,
-           "--frames", str(cfg.clip_len), "--crops", "3", "--top", "3", "--out-dir", str(out),
+           "--frames", str(cfg.frames), "--crops", "3", "--top", "3", "--out-dir", str(out),
            "--annotate", str(out / "changing_action_annotated.mp4"), "--no-progress"]
     print(" ".join(cmd))
     print(f"expected: {CLASS_NAMES[args.first]} for the first {args.clips} windows, then {CLASS_NAMES[args.second]}")

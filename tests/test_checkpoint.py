@@ -13,7 +13,7 @@ from uniformerv2 import checkpoint as ckpt
 from uniformerv2.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from uniformerv2.model import UniFormerV2
 
-from conftest import SHARED, randomised, tiny_config
+from helpers import SHARED, randomised, tiny_config
 
 
 def _same_outputs(a: UniFormerV2, b: UniFormerV2, video: torch.Tensor) -> bool:
@@ -178,7 +178,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tiny_model, tmp_path, mo
 
 def test_convert_writes_a_checkpoint_that_loads_without_a_preset_name(tiny_model, video, tmp_path):
     src = save_checkpoint(tiny_model, tmp_path / "src.safetensors")
-    out = ckpt.convert(src, tmp_path / "out.pyth")
+    out = uniformerv2.convert(src, tmp_path / "out.pyth")
     back = tmp_path / "back.safetensors"
     save_checkpoint(uniformerv2.create_model(checkpoint=src), back)
     fresh = UniFormerV2(tiny_model.cfg)

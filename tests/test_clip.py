@@ -7,7 +7,7 @@ import torch
 from uniformerv2.checkpoint import load_checkpoint
 from uniformerv2.model import UniFormerV2
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 transformers = pytest.importorskip("transformers")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FIXTURES
+from helpers import FIXTURES
+from uniformerv2 import Protocol
 from uniformerv2.data import (AnnotationError, TestViewsDataset, VideoSample, collate_views, read_annotation_list,
                               read_label_map, read_test_views, scan_class_folders)
 
@@ -95,12 +96,12 @@ def test_dataset_returns_error_items_instead_of_raising(tmp_path: Path) -> None:
     bad.write_text("not a video")
     samples = [VideoSample(str(GENERATED / "short_5f.mp4"), 4), VideoSample(str(bad), 1),
                VideoSample(str(tmp_path / "missing.mp4"), None)]
-    ds = TestViewsDataset(samples, clip_len=4, num_clips=2, num_crops=3, size=32)
+    ds = TestViewsDataset(samples, Protocol(frames=4, size=32, clips=2, crops=3))
     assert len(ds) == 3
     good, broken, missing = ds[0], ds[1], ds[2]
     assert good["error"] is None and good["label"] == 4 and good["index"] == 0
     assert good["views"].shape == (6, 3, 4, 32, 32) and good["views"].dtype == torch.uint8
-    assert torch.equal(good["views"], read_test_views(GENERATED / "short_5f.mp4", 4, 2, 3, 32))
+    assert torch.equal(good["views"], read_test_views(GENERATED / "short_5f.mp4", Protocol(4, 32, 2, 3)))
     assert broken["views"] is None and broken["error"].startswith("not a readable video")
     assert missing["views"] is None and missing["error"] == "no such file"
 
@@ -108,7 +109,7 @@ def test_dataset_returns_error_items_instead_of_raising(tmp_path: Path) -> None:
 def test_dataloader_with_collate_views_keeps_failed_videos(tmp_path: Path) -> None:
     shutil.copy(GENERATED / "portrait_90x160.mp4", tmp_path / "ok.mp4")
     (tmp_path / "empty.mp4").write_bytes(b"")
-    ds = TestViewsDataset([str(tmp_path / "ok.mp4"), str(tmp_path / "empty.mp4")], 2, 1, 1, 16)
+    ds = TestViewsDataset([str(tmp_path / "ok.mp4"), str(tmp_path / "empty.mp4")], Protocol(2, 16, 1, 1))
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate_views)))
     assert batch["index"] == [0, 1] and batch["label"] == [None, None]
     assert batch["views"][0].shape == (1, 3, 2, 16, 16) and batch["views"][1] is None
@@ -116,16 +117,16 @@ def test_dataloader_with_collate_views_keeps_failed_videos(tmp_path: Path) -> No
 
 
 def test_dataset_rejects_bad_protocol() -> None:
-    with pytest.raises(ValueError, match="num_crops must be 1"):
-        TestViewsDataset([], 8, 4, 2, 224)
+    with pytest.raises(ValueError, match="crops must be 1"):
+        TestViewsDataset([], Protocol(8, 224, 4, 2))
     with pytest.raises(ValueError, match="unknown sampling"):
-        TestViewsDataset([], 8, 4, 3, 224, sampling="slowfast")
+        TestViewsDataset([], Protocol(8, 224, 4, 3, sampling="slowfast"))
 
 
 def test_original_sampling_views() -> None:
     path = GENERATED / "odd_171x97.mp4"
-    views = read_test_views(path, 8, 2, 3, 64, sampling="original")
+    views = read_test_views(path, Protocol(8, 64, 2, 3, sampling="original"))
     assert views.shape == (6, 3, 8, 64, 64)
-    ours = read_test_views(path, 8, 2, 3, 64)
+    ours = read_test_views(path, Protocol(8, 64, 2, 3))
     assert not torch.equal(views, ours)  # other resize and crops
     assert (views.float() - ours.float()).abs().mean() < 40

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, SHARED
+from helpers import FIXTURES, SHARED
 from uniformerv2.data import VideoDecodeError, open_video, probe_num_frames, read_frames
 from uniformerv2.data.decode import PyAVReader
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, SHARED
+from helpers import FIXTURES, SHARED
+from uniformerv2 import Protocol
 from uniformerv2.data import (probe_num_frames, read_test_views, rescale_size, view_crop_boxes, uniform_sample)
 
 PIPE = FIXTURES / "pipeline"
@@ -40,7 +41,7 @@ def _result(name: str, case: str) -> dict:
 
 @lru_cache(maxsize=None)
 def _views(name: str, clip_len: int, num_clips: int, num_crops: int) -> np.ndarray:
-    return read_test_views(VIDEOS[name], clip_len, num_clips, num_crops, 224).numpy()
+    return read_test_views(VIDEOS[name], Protocol(clip_len, 224, num_clips, num_crops)).numpy()
 
 
 def _require(name: str) -> Path:

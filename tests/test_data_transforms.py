@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from uniformerv2 import Protocol
 from uniformerv2.data import (MEAN, STD, center_crop_box, normalize, original_test_sample, rescale_size,
                               resize_short_side, three_crop_boxes, uniform_sample, views_from_frames)
 from uniformerv2.data.transforms import (center_crop_box_original, resize_short_side_original,
@@ -136,7 +137,7 @@ def test_views_are_crop_major_nc_t_h_w() -> None:
     frames = np.zeros((n, 4, 6, 3), dtype=np.uint8)
     frames[..., 0] = np.arange(n)[:, None, None]  # red = sample number
     frames[..., 1] = np.array([0, 0, 1, 1, 2, 2], dtype=np.uint8)[None, None, :]  # green marks columns
-    views = views_from_frames(frames, clip_len, num_clips, 3, 4)  # 4x6 is already short side 4
+    views = views_from_frames(frames, Protocol(clip_len, 4, num_clips, 3))  # 4x6 is already short side 4
     assert views.shape == (6, 3, 3, 4, 4) and views.dtype == torch.uint8
     for crop in range(3):
         for clip in range(num_clips):
@@ -150,7 +151,7 @@ def test_views_are_crop_major_nc_t_h_w() -> None:
 
 def test_views_from_frames_maps_repeated_samples() -> None:
     frames = np.stack([np.full((8, 8, 3), v, dtype=np.uint8) for v in (10, 20)])
-    views = views_from_frames(frames, 4, 1, 1, 8, inverse=np.array([0, 0, 1, 1]))
+    views = views_from_frames(frames, Protocol(4, 8, 1, 1), inverse=np.array([0, 0, 1, 1]))
     assert views[0, 0, :, 0, 0].tolist() == [10, 10, 20, 20]
 
 

@@ -58,8 +58,8 @@ def test_shuffle_frames_permutes_time_only():
 
 
 def test_short_demo_end_to_end(tmp_path, capsys):
-    cfg = DemoConfig(train_per_class=2, val_per_class=1, test_per_class=1, frames=10, height=24, width=32,
-                     epochs=1, batch_size=4, num_workers=0, num_clips=1, num_crops=3)
+    cfg = DemoConfig(train_per_class=2, val_per_class=1, test_per_class=1, video_frames=10, height=24, width=32,
+                     epochs=1, batch_size=4, workers=0, clips=1, crops=3)
     m = run_demo(tmp_path / "run", cfg, progress=False)
     for key in ("top1", "chance", "top1_frames_shuffled", "seconds", "curves", "val_top1_per_epoch"):
         assert key in m
@@ -83,14 +83,14 @@ def test_demo_command(tmp_path, capsys, monkeypatch):
         train_per_class: int = 1
         val_per_class: int = 1
         test_per_class: int = 1
-        frames: int = 10
+        video_frames: int = 10
         height: int = 24
         width: int = 32
         epochs: float = 1
         batch_size: int = 6
-        num_workers: int = 0
-        num_clips: int = 1
-        num_crops: int = 1
+        workers: int = 0
+        clips: int = 1
+        crops: int = 1
 
     monkeypatch.setattr(demo, "DemoConfig", Small)
     assert main(["demo", "--work-dir", str(tmp_path / "cli"), "--no-progress"]) == 0

@@ -9,7 +9,7 @@ from uniformerv2.checkpoint import save_checkpoint
 from uniformerv2.export import export_onnx, export_program, onnxruntime_max_abs_diff
 from uniformerv2.model import UniFormerV2
 
-from conftest import randomised, tiny_config
+from helpers import randomised, tiny_config
 
 pytest.importorskip("onnxruntime")
 
@@ -20,12 +20,12 @@ def model() -> UniFormerV2:
 
 
 def test_onnx_runtime_gives_the_pytorch_logits_for_any_batch(model, tmp_path):
-    path = export_onnx(model, tmp_path / "m.onnx", num_frames=4)
-    assert onnxruntime_max_abs_diff(model, path, num_frames=4, batches=(1, 3)) <= 1e-4
+    path = export_onnx(model, tmp_path / "m.onnx", frames=4)
+    assert onnxruntime_max_abs_diff(model, path, frames=4, batches=(1, 3)) <= 1e-4
 
 
 def test_exported_program_gives_the_pytorch_logits_for_any_batch(model, tmp_path):
-    path = export_program(model, tmp_path / "m.pt2", num_frames=4)
+    path = export_program(model, tmp_path / "m.pt2", frames=4)
     program = torch.export.load(str(path))
     x = torch.randn(3, 3, 4, 32, 32)
     with torch.no_grad():

@@ -11,7 +11,7 @@ from uniformerv2 import factory, zoo
 from uniformerv2.checkpoint import save_checkpoint
 from uniformerv2.hub import DownloadError
 
-from conftest import openmmlab_name, randomised, tiny_config
+from helpers import openmmlab_name, randomised, tiny_config
 
 B16 = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
 

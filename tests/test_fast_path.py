@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from uniformerv2.errors import UniFormerV2Error
 from uniformerv2.model import Attention, GlobalUniBlock, LocalMHRA, LocalUniBlock, UniFormerV2
 from uniformerv2.quantize import LinearInProjAttention, quantize_dynamic_int8
 
-from conftest import randomised, tiny_config
+from helpers import randomised, tiny_config
 
 
 def _model(**overrides) -> UniFormerV2:
@@ -158,7 +159,7 @@ def _op_names(fn, *inputs) -> set[str]:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_compile_for_inference_runs_prepacked_linear_layers_and_keeps_the_logits(video, dtype):
-    from uniformerv2.inference import compile_for_inference
+    from uniformerv2.precision import compile_for_inference
     torch._dynamo.reset()
     model = _model()
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
@@ -175,7 +176,7 @@ def test_compile_for_inference_runs_prepacked_linear_layers_and_keeps_the_logits
 
 
 def test_inference_autocast_accepts_names_and_refuses_unknown_dtypes():
-    from uniformerv2.inference import autocast_dtype
+    from uniformerv2.precision import autocast_dtype
     assert autocast_dtype("bf16") is torch.bfloat16 and autocast_dtype("float32") is None
     assert autocast_dtype(torch.float32) is None and autocast_dtype(None) is None
     with pytest.raises(ValueError, match="int8"):
@@ -183,8 +184,8 @@ def test_inference_autocast_accepts_names_and_refuses_unknown_dtypes():
 
 
 def test_compile_for_inference_without_a_cpp_compiler_says_so_before_compiling(monkeypatch, tmp_path):
-    from uniformerv2.inference import compile_for_inference
+    from uniformerv2.precision import compile_for_inference
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no g++, c++ or clang++
     monkeypatch.delenv("CXX", raising=False)
-    with pytest.raises(RuntimeError, match="needs a C.. compiler.*without --compile"):
+    with pytest.raises(UniFormerV2Error, match="needs a C.. compiler.*without --compile"):
         compile_for_inference(_model())

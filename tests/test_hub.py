@@ -10,7 +10,7 @@ import pytest
 
 from uniformerv2 import hub
 
-from conftest import openmmlab_name
+from helpers import openmmlab_name
 
 
 def serve(server, data: bytes) -> str:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from uniformerv2.engine.metrics import (compute_metrics, confusion_matrix, mean_class_accuracy, per_class_accuracy,
-                                        top_confused_pairs, top_k_accuracy)
+                                        top_k_accuracy)
+from uniformerv2.plots import top_confused_pairs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())

@@ -6,7 +6,7 @@ import torch
 
 from uniformerv2.model import ConfigError, UniFormerV2, UniFormerV2Config
 
-from conftest import randomised, tiny_config
+from helpers import randomised, tiny_config
 
 
 def test_logits_have_one_row_per_video_and_one_column_per_class(tiny_model, video):
@@ -72,7 +72,8 @@ def test_drop_path_rates_rise_linearly_over_the_local_blocks():
 
 def test_gradient_checkpointing_changes_neither_outputs_nor_gradients(video):
     plain = randomised(UniFormerV2(tiny_config(no_lmhra=False, double_lmhra=True, dropout_ratio=0.0)))
-    ckpt = UniFormerV2(plain.cfg.replace(use_checkpoint=True, checkpoint_num=2))
+    ckpt = UniFormerV2(plain.cfg)
+    ckpt.set_grad_checkpointing(True, blocks=2)
     ckpt.load_state_dict(plain.state_dict())
     ckpt.eval()
     grads = []

@@ -16,7 +16,7 @@ import torch
 import uniformerv2
 from uniformerv2.model import UniFormerV2, UniFormerV2Config
 
-from conftest import FIXTURES
+from helpers import FIXTURES
 
 MEAN, STD = 114.75, 57.375  # MMAction2's ActionDataPreprocessor for UniFormerV2
 TOL = dict(atol=1e-5, rtol=1e-4)  # the issue's bound is 1e-4 absolute; we hold to 1e-5

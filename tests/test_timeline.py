@@ -13,13 +13,13 @@ from uniformerv2.data import probe_num_frames
 from uniformerv2.model import UniFormerV2
 from uniformerv2.timeline import window_indices
 
-from conftest import SHARED, randomised, tiny_config
+from helpers import SHARED, randomised, tiny_config
 
 DEMO = SHARED / "data" / "videos" / "demo.mp4"
 
 
 def test_windows_step_by_the_stride_and_the_last_one_reaches_the_end():
-    starts, idx = window_indices(num_frames=95, fps=10, window_s=2, stride_s=1, clip_len=4)
+    starts, idx = window_indices(num_frames=95, fps=10, window_s=2, stride_s=1, frames=4)
     assert starts.tolist()[:3] == [0, 10, 20] and starts[-1] == 95 - 20
     assert idx.shape == (len(starts), 4)
     assert all(s <= i.min() and i.max() < s + 20 for s, i in zip(starts, idx))
@@ -27,7 +27,7 @@ def test_windows_step_by_the_stride_and_the_last_one_reaches_the_end():
 
 
 def test_a_video_shorter_than_the_window_is_one_window():
-    starts, idx = window_indices(num_frames=7, fps=10, window_s=2, stride_s=1, clip_len=4)
+    starts, idx = window_indices(num_frames=7, fps=10, window_s=2, stride_s=1, frames=4)
     assert starts.tolist() == [0] and idx.max() < 7
 
 

@@ -144,7 +144,7 @@ def one_video(tmp_path_factory):
 
 def test_train_clips_dataset_is_a_function_of_seed_epoch_index(one_video):
     tf = TrainTransform(short_side=32, size=24)
-    ds = TrainClipsDataset(one_video, clip_len=4, seed=3, transform=tf)
+    ds = TrainClipsDataset(one_video, frames=4, seed=3, transform=tf)
     x, y = ds[(2, 1)]
     assert x.dtype == torch.float32 and x.shape == (3, 4, 24, 24) and y == 1
     assert -2.1 < float(x.min()) and float(x.max()) < 2.5  # (pixel - 114.75) / 57.375
@@ -153,7 +153,7 @@ def test_train_clips_dataset_is_a_function_of_seed_epoch_index(one_video):
     x2, _ = ds[(2, 1)]
     assert torch.equal(x, x2)  # no global RNG involved
     assert not torch.equal(x, ds[(3, 1)][0])  # a new epoch, a new augmentation
-    assert not torch.equal(x, TrainClipsDataset(one_video, clip_len=4, seed=4, transform=tf)[(2, 1)][0])
+    assert not torch.equal(x, TrainClipsDataset(one_video, frames=4, seed=4, transform=tf)[(2, 1)][0])
     assert torch.equal(ds[1][0], ds[(0, 1)][0])
     a, b = item_rng(1, 2, 3).random(), item_rng(1, 2, 3).random()
     assert a == b

@@ -4,10 +4,10 @@ import pytest
 
 from uniformerv2.cli import main
 from uniformerv2.demo import make_lamp_video, write_video
-from uniformerv2.engine.train import BadSamplesError, TrainConfig, Trainer, check_samples
+from helpers import train_config
+from uniformerv2.data import BadSamplesError, check_samples
+from uniformerv2.engine.train import Trainer
 
-TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_size=4, return_list=(1,), n_layers=1,
-            n_dim=32, n_head=2, mlp_dropout=(0.0,))
 
 
 @pytest.fixture()
@@ -24,10 +24,8 @@ def bad_list(tmp_path):
 
 
 def _cfg(root, **kw):
-    return TrainConfig(model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none", num_classes=3,
-                       model_overrides=dict(TINY), ann_file=str(root / "train.txt"), data_root=str(root),
-                       clip_len=4, input_size=16, short_side=16, epochs=1, batch_size=2, lr=1e-3, num_workers=0,
-                       work_dir=str(root / "work"), device="cpu", progress=False).replace(**kw)
+    return train_config(root, root / "work", dropout_ratio=0.5, num_classes=3, epochs=1,
+                        batch_size=2, **kw)
 
 
 def test_every_problem_is_reported_before_training(bad_list):

@@ -7,20 +7,19 @@ import textwrap
 
 import pytest
 import torch
-from conftest import write_lamp_dataset
+from helpers import TINY_TRAIN, train_config, write_lamp_dataset
 from safetensors.torch import load_file
 
-from uniformerv2.engine.train import ResumableSampler, TrainConfig, build_model
+from uniformerv2.engine.sampler import ResumableSampler
+from uniformerv2.engine.train import build_model
 
-# no dropout and no BatchNorm (the local MHRA's): those are per-process by design
-TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_size=4, return_list=(1,), n_layers=1,
-            n_dim=32, n_head=2, mlp_dropout=(0.0,), no_lmhra=True)
 
 RUNNER = textwrap.dedent("""
     import json, sys
     import torch
     torch.set_num_threads(1)
-    from uniformerv2.engine.train import TrainConfig, Trainer
+    from uniformerv2.engine.config import TrainConfig
+    from uniformerv2.engine.train import Trainer
     Trainer(TrainConfig.from_dict(json.loads(open(sys.argv[1]).read()))).fit()
 """)
 
@@ -44,11 +43,9 @@ def videos(tmp_path_factory):
 
 
 def _cfg(videos, work_dir, batch_size, **extra):
-    return TrainConfig(**extra, model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none", num_classes=2,
-                       model_overrides=dict(TINY), dropout_ratio=0.0, ann_file=str(videos / "train.txt"),
-                       data_root=str(videos), val_ann_file=str(videos / "val.txt"), clip_len=4, input_size=16,
-                       short_side=16, epochs=2, batch_size=batch_size, base_lr=0.032, num_workers=0,
-                       work_dir=str(work_dir), device="cpu", progress=False, seed=11, log_interval=1)
+    # no dropout and no BatchNorm (the local MHRA's): those are per-process by design
+    return train_config(videos, work_dir, num_classes=2, val_ann_file=str(videos / "val.txt"), batch_size=batch_size,
+                        base_lr=0.032, lr=None, seed=11, log_interval=1, **extra)
 
 
 def _run(tmp_path, cfg, nproc):
@@ -79,7 +76,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, videos, sharding):
     b = load_file(tmp_path / "two" / "model.safetensors")
     torch.manual_seed(11)  # the runs' initial weights
     init = build_model(_cfg(videos, tmp_path / "x", 8)).state_dict()
-    c = TINY["width"]
+    c = TINY_TRAIN["width"]
     for k in a:
         x, y, w0 = a[k], b[k], init[k]
         if k.endswith("attn.in_proj_bias"):

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from uniformerv2.engine.optim import RecipeSchedule, build_optimizer, param_groups, scaled_lr
-from uniformerv2.model import UniFormerV2, UniFormerV2Config
+from helpers import tiny_config
+from uniformerv2.model import UniFormerV2
 
-TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_size=4, return_list=(0, 1), n_layers=2,
-            n_dim=32, n_head=2, mlp_dropout=(0.0, 0.0), num_classes=5, no_lmhra=False, double_lmhra=True)
+TINY = tiny_config(input_resolution=16, patch_size=8, layers=2, return_list=(0, 1), mlp_dropout=(0.0, 0.0),
+                   no_lmhra=False, double_lmhra=True)
 
 
 def mmengine_reference(epoch_length, base_lr=2e-6, start_factor=0.5, warmup=1, epochs=5, eta_min_ratio=0.5):
@@ -65,7 +66,7 @@ def test_schedule_shape():
 
 
 def test_schedule_applies_to_optimizer():
-    model = UniFormerV2(UniFormerV2Config(**TINY))
+    model = UniFormerV2(TINY)
     opt = build_optimizer(model, 3e-4)
     s = RecipeSchedule(4, base_lr=3e-4)
     for step in range(20):
@@ -80,7 +81,7 @@ def test_lr_scales_linearly_with_total_batch():
 
 
 def test_no_weight_decay_on_norms_and_biases():
-    model = UniFormerV2(UniFormerV2Config(**TINY))
+    model = UniFormerV2(TINY)
     opt = build_optimizer(model, 1e-3, weight_decay=0.05)
     wd = {}
     for g in opt.param_groups:
@@ -103,7 +104,7 @@ def test_no_weight_decay_on_norms_and_biases():
 
 
 def test_mmengine_bias_rule_and_embedding_option():
-    model = UniFormerV2(UniFormerV2Config(**TINY))
+    model = UniFormerV2(TINY)
     groups = param_groups(model, 0.05, bias_rule="mmengine", embed_decay_mult=0.0)
     wd = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
     # mmengine only knows attributes named 'bias': nn.MultiheadAttention's in_proj_bias is decayed there
@@ -114,7 +115,7 @@ def test_mmengine_bias_rule_and_embedding_option():
 
 
 def test_frozen_parameters_are_left_out():
-    model = UniFormerV2(UniFormerV2Config(**TINY))
+    model = UniFormerV2(TINY)
     model.freeze_backbone()
     opt = build_optimizer(model, 1e-3)
     in_opt = {id(p) for g in opt.param_groups for p in g["params"]}

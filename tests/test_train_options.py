@@ -1,20 +1,15 @@
 """Training options: accumulation, AMP, gradient checkpointing, frozen backbone, config files and CLI overrides."""
-import argparse
 import json
 
 import pytest
 import torch
-from conftest import write_lamp_dataset
+from helpers import train_config, write_lamp_dataset
 
-from uniformerv2.engine.train import (
-    TrainConfig,
-    Trainer,
-    add_train_command,
-    config_from_args,
-)
+from uniformerv2.cli import build_parser
+from uniformerv2.cli.train import config_from_args
+from uniformerv2.engine.config import TrainConfig
+from uniformerv2.engine.train import Trainer
 
-TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_size=4, return_list=(1,), n_layers=1,
-            n_dim=32, n_head=2, mlp_dropout=(0.0,), no_lmhra=True)
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +18,7 @@ def videos(tmp_path_factory):
 
 
 def _cfg(videos, work_dir, **kw):
-    return TrainConfig(model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none", num_classes=2,
-                       model_overrides=dict(TINY), dropout_ratio=0.0, ann_file=str(videos / "train.txt"),
-                       data_root=str(videos), clip_len=4, input_size=16, short_side=16, epochs=2, batch_size=8,
-                       lr=1e-3, num_workers=0, work_dir=str(work_dir), device="cpu", progress=False,
-                       seed=1).replace(**kw)
+    return train_config(videos, work_dir, **{"num_classes": 2, "batch_size": 8, "seed": 1, **kw})
 
 
 def test_accumulation_equals_the_large_batch(tmp_path, videos):
@@ -42,11 +33,11 @@ def test_accumulation_equals_the_large_batch(tmp_path, videos):
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_grad_checkpointing_and_frozen_backbone(tmp_path, videos, amp):
-    cfg = _cfg(videos, tmp_path / amp, amp=amp, grad_checkpoint_blocks=2, frozen_backbone=True, epochs=1)
+    cfg = _cfg(videos, tmp_path / amp, dtype=amp, grad_checkpoint_blocks=2, frozen_backbone=True, epochs=1)
     trainer = Trainer(cfg)
     result = trainer.fit()
     model = result.model
-    assert model.cfg.use_checkpoint and model.cfg.checkpoint_num == 2
+    assert model.grad_checkpointing == 2
     assert not model.backbone.conv1.weight.requires_grad
     assert model.cls_head.fc_cls.weight.requires_grad
     assert trainer.scaler.is_enabled() == (amp == "fp16")
@@ -61,19 +52,17 @@ def test_recipe_defaults():
     assert (cfg.randaug, cfg.randaug_magnitude, cfg.randaug_num_layers) == (True, 7.0, 4)
     assert (cfg.area_range, cfg.aspect_ratio_range) == ((0.08, 1.0), (3 / 4, 4 / 3))
     assert (cfg.norm_decay_mult, cfg.bias_decay_mult) == (0.0, 0.0)
-    assert (cfg.val_num_clips, cfg.val_num_crops) == (1, 1)
+    assert (cfg.val_clips, cfg.val_crops) == (1, 1)
 
 
 def test_cli_options_and_config_file(tmp_path):
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    add_train_command(sub)
+    parser = build_parser()
     (tmp_path / "cfg.py").write_text("config = TrainConfig(epochs=3, batch_size=4, amp='bf16')\n")
     args = parser.parse_args(["train", "mymodel", "--config", str(tmp_path / "cfg.py"), "--batch-size", "2",
                               "--area-range", "(0.5, 1.0)", "--no-randaug", "--resume", "--clip-grad", "none",
                               "--set", "drop_path_rate=0.1", "--ann-file", "a.txt"])
     cfg = config_from_args(args)
-    assert cfg.model == "mymodel" and cfg.epochs == 3 and cfg.amp == "bf16"
+    assert cfg.model == "mymodel" and cfg.epochs == 3 and cfg.dtype == "bf16"  # 'amp' is the old name, still read
     assert cfg.batch_size == 2 and cfg.area_range == (0.5, 1.0) and cfg.randaug is False
     assert cfg.resume == "auto" and cfg.clip_grad is None and cfg.ann_file == "a.txt"
     assert cfg.model_overrides == {"drop_path_rate": 0.1}

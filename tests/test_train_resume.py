@@ -8,20 +8,17 @@ import textwrap
 
 import pytest
 import torch
-from conftest import write_lamp_dataset
+from helpers import train_config, write_lamp_dataset
 from safetensors.torch import load_file
 
-from uniformerv2.engine.train import TrainConfig
 
-TINY = dict(input_resolution=16, patch_size=8, width=32, layers=2, heads=2, t_size=4, return_list=(1,), n_layers=1,
-            n_dim=32, n_head=2, mlp_dropout=(0.5,), no_lmhra=False, double_lmhra=False,
-            backbone_drop_path_rate=0.1)
 
 RUNNER = textwrap.dedent("""
     import json, os, signal, sys
     import torch
     torch.set_num_threads(1)
-    from uniformerv2.engine.train import TrainConfig, Trainer
+    from uniformerv2.engine.config import TrainConfig
+    from uniformerv2.engine.train import Trainer
     cfg = TrainConfig.from_dict(json.loads(open(sys.argv[1]).read()))
     kill_at = int(sys.argv[2])
     def kill(trainer, event, info):
@@ -37,12 +34,11 @@ def videos(tmp_path_factory):
 
 
 def _config(videos, work_dir, **kw):
-    cfg = TrainConfig(model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none", num_classes=3,
-                      model_overrides=dict(TINY), dropout_ratio=0.5, ann_file=str(videos / "train.txt"),
-                      data_root=str(videos), val_ann_file=str(videos / "val.txt"), clip_len=4, input_size=16,
-                      short_side=16, area_range=(0.3, 1.0), epochs=3, batch_size=4, lr=1e-3, num_workers=0,
-                      work_dir=str(work_dir), device="cpu", progress=False, checkpoint_interval_steps=2,
-                      keep_last=2, log_interval=1, val_batch_views=8, seed=7)
+    # dropout, drop path and the local MHRA's BatchNorm on: resume must restore every random stream
+    arch = dict(mlp_dropout=(0.5,), no_lmhra=False, double_lmhra=False, backbone_drop_path_rate=0.1)
+    cfg = train_config(videos, work_dir, arch=arch, num_classes=3, dropout_ratio=0.5,
+                       val_ann_file=str(videos / "val.txt"), area_range=(0.3, 1.0), epochs=3, batch_size=4,
+                       checkpoint_interval_steps=2, keep_last=2, log_interval=1, val_batch_views=8, seed=7)
     return cfg.replace(**kw)
 
 
@@ -59,11 +55,11 @@ def _run(tmp_path, cfg, kill_at=0):
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path, videos, num_workers):
     # 12 videos, batch 4: 3 steps per epoch, 9 in all; checkpoints every 2 steps (mid-epoch) and per epoch
-    full = _config(videos, tmp_path / "full", num_workers=num_workers)
+    full = _config(videos, tmp_path / "full", workers=num_workers)
     r = _run(tmp_path, full)
     assert r.returncode == 0, r.stderr[-3000:]
 
-    killed = _config(videos, tmp_path / "killed", num_workers=num_workers)
+    killed = _config(videos, tmp_path / "killed", workers=num_workers)
     r = _run(tmp_path, killed, kill_at=5)  # step 4 was checkpointed mid-epoch 2; killed after step 5
     assert r.returncode == -signal.SIGKILL, r.stderr[-3000:]
     ckpt_dir = tmp_path / "killed" / "checkpoints"

@@ -4,25 +4,26 @@
 >>> model = uniformerv2.create_model("uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb",
 ...                                  pretrained=True)
 >>> logits = model(video)  # normalised float video [N, 3, T, H, W] -> [N, 400]
+>>> model.pretrained_cfg.protocol, model.pretrained_cfg.class_names[:2]
 """
-from .checkpoint import CheckpointError, convert, load_checkpoint, save_checkpoint
-from .factory import (
-    count_flops,
-    count_parameters,
-    create_model,
-    init_from_clip,
-    model_info,
-)
+from ._version import __version__
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import PretrainedCfg, UniFormerV2Config
+from .errors import CheckpointError, UniFormerV2Error
+from .factory import convert, count_flops, count_parameters, create_model, init_from_clip, model_info
 from .inference import VideoClassifier
-from .model import UniFormerV2, UniFormerV2Config
+from .model import UniFormerV2
+from .protocol import Protocol
 from .zoo import Preset, get_preset, list_models
 
-__version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
     "Preset",
+    "PretrainedCfg",
+    "Protocol",
     "UniFormerV2",
     "UniFormerV2Config",
+    "UniFormerV2Error",
     "VideoClassifier",
     "convert",
     "count_flops",

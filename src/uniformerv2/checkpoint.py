@@ -29,8 +29,12 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
+from ._version import __version__
 from .atomic import atomic_write
-from .model import ConfigError, UniFormerV2, UniFormerV2Config
+from .config import PretrainedCfg, UniFormerV2Config
+from .errors import CheckpointError, ConfigError
+from .model import UniFormerV2
+from .protocol import Protocol
 
 __all__ = [
     "CheckpointError",
@@ -43,17 +47,14 @@ __all__ = [
     "read_config",
     "channel_map",
     "select_head_channels",
-    "convert",
+    "head_size",
+    "k710_channel_map",
+    "config_from_metadata",
+    "pretrained_cfg_from_metadata",
 ]
 
 FORMAT_NAME = "uniformerv2"
-FORMATS = ("mmaction2", "pyth", "clip", "uniformerv2")
 SAFETENSORS_SUFFIXES = (".safetensors", ".st")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model; the message names the file."""
-
 
 # --------------------------------------------------------------------------------------------- reading files
 
@@ -208,7 +209,7 @@ def to_uniformerv2(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Tens
             elif not k.startswith(("backbone.", "cls_head.")):
                 k = "backbone." + k
         else:
-            raise ValueError(f"cannot rename format {fmt!r}")
+            raise CheckpointError(f"cannot rename format {fmt!r}")
         out[k] = v
     return out
 
@@ -218,7 +219,7 @@ def from_uniformerv2(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Te
     if fmt in ("mmaction2", "uniformerv2"):
         return dict(state_dict)
     if fmt != "pyth":
-        raise ValueError(f"cannot write format {fmt!r}")
+        raise CheckpointError(f"cannot write format {fmt!r}")
     out = {}
     for k, v in state_dict.items():
         if k.startswith("backbone.transformer.norm."):
@@ -323,28 +324,48 @@ def select_head_channels(state_dict: dict[str, Tensor], rows: list[int]) -> dict
 _K710_TARGETS = {400: "k400", 600: "k600", 700: "k700"}
 
 
+def k710_channel_map(head: int, num_classes: int) -> str | None:
+    """The shipped channel map that takes a ``head``-class Kinetics-710 head onto a ``num_classes`` model, if any."""
+    return _K710_TARGETS.get(num_classes) if head == 710 else None
+
+
+def head_size(state_dict: Mapping[str, Tensor]) -> int | None:
+    """Classes of the classifier in a state dict of any format (None when it has no head)."""
+    for key in ("cls_head.fc_cls.weight", "backbone.transformer.proj.2.weight", "transformer.proj.2.weight",
+                "fc_cls.weight"):
+        if key in state_dict and state_dict[key].ndim == 2:
+            return int(state_dict[key].shape[0])
+    return None
+
+
 # -------------------------------------------------------------------------------------------- loading
 
 def load_checkpoint(model: UniFormerV2, path_or_url: str | os.PathLike, *, strict: bool = True,
-                    channel_map_name: str | os.PathLike | None = None, progress: bool = True) -> dict[str, Any]:
+                    channel_map_name: str | os.PathLike | None = None, progress: bool = True,
+                    replace_head: bool | None = None) -> dict[str, Any]:
     """Load any supported checkpoint (file or URL) into ``model``; return a report of what was loaded.
 
     A CLIP checkpoint initialises the image part only. A Kinetics-710 head is mapped to a 400/600/700-class
-    model through the shipped channel map (or ``channel_map_name``). With ``strict=False`` a head of another
-    size is skipped with a warning (fine-tuning on new classes); every other mismatch is an error.
+    model through the shipped channel map (or ``channel_map_name``). ``replace_head`` (default: ``not strict``):
+    a head of another size is skipped with a warning (fine-tuning on new classes). ``strict``: any other missing
+    or unexpected key is an error; shapes must always fit.
     """
     from .hub import resolve
     path = resolve(path_or_url, progress=progress)
     state_dict, metadata = read_checkpoint(path)
     try:
-        return load_state_dict(model, state_dict, metadata, strict=strict, channel_map_name=channel_map_name)
+        return load_state_dict(model, state_dict, metadata, strict=strict, channel_map_name=channel_map_name,
+                               replace_head=replace_head)
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
 
 
 def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None,
-                    *, strict: bool = True, channel_map_name: str | os.PathLike | None = None) -> dict[str, Any]:
+                    *, strict: bool = True, channel_map_name: str | os.PathLike | None = None,
+                    replace_head: bool | None = None) -> dict[str, Any]:
     """Convert a state dict of any supported format and load it into ``model`` (see :func:`load_checkpoint`)."""
+    if replace_head is None:
+        replace_head = not strict
     fmt = detect_format(state_dict, metadata)
     own = model.state_dict()
     if fmt == "clip":
@@ -361,9 +382,10 @@ def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metada
     head_w = sd.get("cls_head.fc_cls.weight")
     want = model.cfg.num_classes
     if head_w is not None and head_w.shape[0] != want:
-        if channel_map_name is not None or (head_w.shape[0] == 710 and want in _K710_TARGETS):
-            sd = select_head_channels(sd, channel_map(channel_map_name or _K710_TARGETS[want]))
-        elif not strict:
+        mapped = channel_map_name or k710_channel_map(head_w.shape[0], want)
+        if mapped is not None:
+            sd = select_head_channels(sd, channel_map(mapped))
+        elif replace_head:
             skipped = [k for k in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias") if k in sd]
             for k in skipped:
                 del sd[k]
@@ -401,23 +423,69 @@ def _check_shapes(sd: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> None:
 
 # ---------------------------------------------------------------------------------- our own format, convert
 
-def read_config(path: str | os.PathLike) -> UniFormerV2Config | None:
-    """The architecture stored in one of our safetensors checkpoints, or None for other files."""
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of one of our safetensors checkpoints, read from its header only (empty for other files)."""
     path = Path(path)
-    if not _is_safetensors(path):
-        return None
+    if not path.is_file() or not _is_safetensors(path):
+        return {}
     from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+            return dict(f.metadata() or {})
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def config_from_metadata(meta: Mapping[str, str], source: object = "checkpoint") -> UniFormerV2Config | None:
+    """The architecture our checkpoints record in their metadata, or None when there is none."""
     if meta.get("format") != FORMAT_NAME or "config" not in meta:
         return None
     try:
         return UniFormerV2Config.from_dict(json.loads(meta["config"]))
     except (json.JSONDecodeError, TypeError, ConfigError) as e:
-        raise CheckpointError(f"{path}: the stored model configuration is invalid ({e})") from None
+        raise CheckpointError(f"{source}: the stored model configuration is invalid ({e})") from None
+
+
+def read_config(path: str | os.PathLike) -> UniFormerV2Config | None:
+    """The architecture stored in one of our safetensors checkpoints, or None for other files."""
+    return config_from_metadata(read_metadata(path), path)
+
+
+def _json_list(text: str | None) -> list[str] | None:
+    try:
+        value = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def pretrained_cfg_from_metadata(meta: Mapping[str, str], cfg: UniFormerV2Config) -> tuple[Protocol | None,
+                                                                                           list[str] | None]:
+    """The test protocol and class names our checkpoints record (each None where the file has none).
+
+    Reads the current layout (``protocol``, ``class_names`` as JSON) and the one earlier releases wrote
+    (``num_frames``, ``resolution``, ``num_clips``, ``num_crops``, ``sampling``; ``label_map``).
+    """
+    protocol = None
+    if meta.get("protocol"):
+        try:
+            protocol = Protocol.from_dict(json.loads(meta["protocol"]))
+        except (json.JSONDecodeError, TypeError, ValueError):
+            protocol = None
+    elif any(k in meta for k in ("num_frames", "resolution", "num_clips", "num_crops", "sampling")):
+        fields: dict[str, Any] = {"frames": int(cfg.t_size), "size": int(cfg.input_resolution)}
+        for key, meta_key in (("frames", "num_frames"), ("size", "resolution"), ("clips", "num_clips"),
+                              ("crops", "num_crops")):
+            if str(meta.get(meta_key, "")).isdigit():
+                fields[key] = int(meta[meta_key])
+        if meta.get("sampling") in ("mmaction2", "original"):
+            fields["sampling"] = meta["sampling"]
+        protocol = Protocol(**fields)
+    names = _json_list(meta.get("class_names"))
+    if names is None and meta.get("label_map"):
+        from .data.labels import read_label_map
+        names = list(read_label_map(meta["label_map"]))
+    return protocol, names
 
 
 def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.PathLike, *,
@@ -425,18 +493,21 @@ def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.Pa
                     extra_metadata: Mapping[str, str] | None = None) -> Path:
     """Write a model atomically: 'uniformerv2' (safetensors + config), 'mmaction2' (.pth) or 'pyth' (.pyth)."""
     path = Path(path)
+    meta = {}
     if isinstance(model, nn.Module):
         config = config or model.cfg
         state = model.state_dict()
+        pretrained = getattr(model, "pretrained_cfg", None)
+        if isinstance(pretrained, PretrainedCfg):
+            meta.update(pretrained.to_metadata())
     else:
         state = dict(model)
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     if fmt == "uniformerv2":
         if config is None:
-            raise ValueError("saving a bare state dict in the uniformerv2 format needs its config")
-        from . import __version__
+            raise CheckpointError("saving a bare state dict in the uniformerv2 format needs its config")
         from safetensors.torch import save_file
-        meta = {"format": FORMAT_NAME, "config": json.dumps(config.to_dict()), "uniformerv2_version": __version__}
+        meta.update({"format": FORMAT_NAME, "config": json.dumps(config.to_dict()), "uniformerv2_version": __version__})
         meta.update(extra_metadata or {})
         atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
     elif fmt == "mmaction2":
@@ -445,20 +516,5 @@ def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.Pa
     elif fmt == "pyth":
         atomic_write(path, lambda tmp: torch.save({"model_state": from_uniformerv2(state, fmt)}, tmp))
     else:
-        raise ValueError(f"unknown checkpoint format {fmt!r}; choose one of uniformerv2, mmaction2, pyth")
+        raise CheckpointError(f"unknown checkpoint format {fmt!r}; choose one of uniformerv2, mmaction2, pyth")
     return path
-
-
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | None = None,
-            fmt: str | None = None, **overrides: Any) -> Path:
-    """Convert a checkpoint to another format, checking that it loads into the named architecture.
-
-    ``model`` names the preset whose architecture the checkpoint has (not needed for our own files).
-    ``fmt`` defaults from the destination suffix: ``.safetensors`` -> ours, ``.pyth`` -> original, else MMAction2.
-    """
-    from .factory import create_model
-    dst = Path(dst)
-    if fmt is None:
-        fmt = {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
-    net = create_model(model, checkpoint=src, **overrides)
-    return save_checkpoint(net, dst, fmt=fmt)

@@ -10,13 +10,12 @@
    Trainer`: annotation lists, the bad-sample check, the recipe's augmentation pipeline, AdamW with the
    warm-up/cosine schedule, validation each epoch, checkpoints, JSON-lines log, curves).
 3. Evaluates held-out videos through the real multi-view test path (:func:`uniformerv2.engine.evaluate.evaluate`,
-   ``num_clips x num_crops`` views, softmax averaged), then again with the frames of every view shuffled
+   ``clips x crops`` views, softmax averaged), then again with the frames of every view shuffled
    (a wrapper permutes the time axis of the model's input): with time destroyed the score must fall to chance.
 4. Writes ``DIR/metrics.json`` (``top1``, ``chance``, ``top1_frames_shuffled``, ...) and ``DIR/curves.png``.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -31,7 +30,7 @@ import torch
 from torch import nn
 
 __all__ = ["DemoConfig", "ORDERS", "CLASS_NAMES", "make_lamp_video", "write_video", "write_dataset", "run_demo",
-           "ShuffleFrames", "add_demo_command"]
+           "ShuffleFrames"]
 
 ORDERS: list[tuple[int, int, int]] = list(itertools.permutations(range(3)))  # lamp 0 = top, 2 = bottom
 _LAMP = ("top", "middle", "bottom")
@@ -51,14 +50,14 @@ class DemoConfig:
     train_per_class: int = 60
     val_per_class: int = 5
     test_per_class: int = 20
-    frames: int = 16
+    video_frames: int = 16
     height: int = 40
     width: int = 48
     fps: int = 12
     seed: int = 0
     # model: a small UniFormerV2 with local MHRA
     size: int = 32
-    clip_len: int = 8
+    frames: int = 8  # per clip
     model_overrides: dict = field(default_factory=lambda: dict(
         input_resolution=32, patch_size=8, width=64, layers=4, heads=4, t_size=8, no_lmhra=False,
         double_lmhra=True, return_list=(2, 3), n_layers=2, n_dim=64, n_head=4, mlp_factor=2.0,
@@ -73,10 +72,10 @@ class DemoConfig:
     randaug: bool = False
     randaug_magnitude: float = 7.0
     randaug_num_layers: int = 4
-    num_workers: int = 2
+    workers: int = 2
     # test protocol
-    num_clips: int = 2
-    num_crops: int = 3
+    clips: int = 2
+    crops: int = 3
     threads: int | None = None
 
 
@@ -151,7 +150,7 @@ def write_dataset(root: str | os.PathLike, cfg: DemoConfig) -> dict[str, Path]:
             for k in range(per_class):
                 rng = np.random.default_rng([cfg.seed, offset, label, k])
                 rel = f"{split}/{CLASS_NAMES[label]}/{k:04d}.mp4"
-                write_video(root / rel, make_lamp_video(label, rng, frames=cfg.frames, height=cfg.height,
+                write_video(root / rel, make_lamp_video(label, rng, frames=cfg.video_frames, height=cfg.height,
                                                         width=cfg.width), cfg.fps)
                 lines.append(f"{rel} {label}")
         ann = root / f"{split}_list.txt"
@@ -183,8 +182,11 @@ class ShuffleFrames(nn.Module):
 
 def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Write the data, train, test; return (and write to ``work_dir/metrics.json``) the metrics."""
+    from .data import read_annotation_list
+    from .engine.config import TrainConfig
     from .engine.evaluate import evaluate
-    from .engine.train import TrainConfig, Trainer
+    from .engine.train import Trainer
+    from .protocol import Protocol
 
     cfg = cfg or DemoConfig()
     work_dir = Path(work_dir)
@@ -203,23 +205,22 @@ def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, prog
         model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none",
         num_classes=len(CLASS_NAMES), model_overrides=dict(cfg.model_overrides), dropout_ratio=cfg.dropout_ratio,
         ann_file=str(lists["train"]), data_root=str(data), val_ann_file=str(lists["val"]),
-        class_names=str(data / "label_map.txt"), clip_len=cfg.clip_len, input_size=cfg.size,
+        labels=str(data / "label_map.txt"), frames=cfg.frames, size=cfg.size,
         short_side=cfg.size, area_range=tuple(cfg.area_range), randaug=cfg.randaug,
-        randaug_magnitude=cfg.randaug_magnitude, randaug_num_layers=cfg.randaug_num_layers, epochs=cfg.epochs, batch_size=cfg.batch_size,
-        lr=cfg.lr, eta_min_ratio=cfg.eta_min_ratio, num_workers=cfg.num_workers, work_dir=str(work_dir / "train"),
+        randaug_magnitude=cfg.randaug_magnitude, randaug_num_layers=cfg.randaug_num_layers, epochs=cfg.epochs,
+        batch_size=cfg.batch_size, lr=cfg.lr, eta_min_ratio=cfg.eta_min_ratio, workers=cfg.workers,
+        work_dir=str(work_dir / "train"),
         seed=cfg.seed, device="cpu", progress=progress, keep_last=2, log_interval=5, val_batch_views=64,
         threads=cfg.threads)
     result = Trainer(tcfg).fit()
     t_train = time.perf_counter() - t0 - t_data
     model = result.model.eval()
 
-    from .data import read_annotation_list
     test = read_annotation_list(lists["test"], data)
-    common = dict(clip_len=cfg.clip_len, num_clips=cfg.num_clips, num_crops=cfg.num_crops, size=cfg.size,
-                  batch_views=96, num_workers=cfg.num_workers, device="cpu", progress=progress,
-                  class_names=CLASS_NAMES)
-    res = evaluate(model, test, **common)
-    res_shuffled = evaluate(ShuffleFrames(model, seed=cfg.seed), test, **common)
+    protocol = Protocol(cfg.frames, cfg.size, cfg.clips, cfg.crops)
+    common = dict(batch_views=96, workers=cfg.workers, device="cpu", progress=progress, class_names=CLASS_NAMES)
+    res = evaluate(model, test, protocol, **common)
+    res_shuffled = evaluate(ShuffleFrames(model, seed=cfg.seed), test, protocol, **common)
     t_total = time.perf_counter() - t0
 
     curves = work_dir / "curves.png"
@@ -237,7 +238,7 @@ def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, prog
         "top1_frames_shuffled": res_shuffled.metrics["top1"],
         "test_videos": res.num_videos,
         "test_failures": len(res.failures),
-        "test_protocol": f"{cfg.num_clips} clips x {cfg.num_crops} crops, {cfg.clip_len} frames at {cfg.size}px",
+        "test_protocol": f"{cfg.clips} clips x {cfg.crops} crops, {cfg.frames} frames at {cfg.size}px",
         "train_videos": cfg.train_per_class * len(CLASS_NAMES),
         "val_top1_per_epoch": [round(v["top1"], 4) for v in val],
         "best_val_top1": result.best_top1,
@@ -253,34 +254,3 @@ def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, prog
     }
     (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
-
-
-def add_demo_command(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("demo", help="offline end-to-end demo: write videos, train a small model, test it "
-                                           "(CPU, a few minutes)")
-    p.add_argument("--work-dir", required=True, help="where the videos, checkpoints, metrics.json and curves go")
-    p.add_argument("--epochs", type=float, help=f"default {DemoConfig.epochs}")
-    p.add_argument("--train-per-class", type=int, help=f"default {DemoConfig.train_per_class}")
-    p.add_argument("--test-per-class", type=int, help=f"default {DemoConfig.test_per_class}")
-    p.add_argument("--num-workers", type=int, help=f"default {DemoConfig.num_workers}")
-    p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(func=cmd_demo)
-    return p
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    cfg = DemoConfig()
-    for name in ("epochs", "train_per_class", "test_per_class", "num_workers", "seed"):
-        if getattr(args, name, None) is not None:
-            setattr(cfg, name, getattr(args, name))
-    t0 = time.perf_counter()
-    m = run_demo(args.work_dir, cfg, progress=args.progress)
-    print(f"demo: {m['train_videos']} training videos, {m['test_videos']} test videos, {len(CLASS_NAMES)} classes "
-          f"that differ only in temporal order")
-    print(f"  test top-1 {m['top1']:.3f} ({m['test_protocol']}); with the frames shuffled "
-          f"{m['top1_frames_shuffled']:.3f}; chance {m['chance']:.3f}")
-    print(f"  {time.perf_counter() - t0:.0f}s on {m['threads']} threads")
-    print(f"  metrics: {Path(args.work_dir) / 'metrics.json'}")
-    print(f"  curves:  {m['curves']}")
-    return 0

@@ -1,86 +1,168 @@
-"""Building models: ``create_model`` from a preset name and/or a checkpoint, and what ``info`` reports."""
+"""Building models: ``create_model`` resolves a preset and/or a checkpoint once -- architecture, weights, test
+protocol, class names -- and attaches what it found as ``model.pretrained_cfg``; plus ``convert`` and what
+``info`` reports."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .checkpoint import CheckpointError, load_state_dict, read_checkpoint, read_config
-from .hub import resolve
-from .model import UniFormerV2, UniFormerV2Config
+from .checkpoint import (head_size, k710_channel_map, load_checkpoint, load_state_dict, pretrained_cfg_from_metadata,
+                         read_checkpoint, save_checkpoint, config_from_metadata)
+from .config import PretrainedCfg, UniFormerV2Config
+from .errors import CheckpointError, UnknownModelError, UsageError
+from .hub import is_url, resolve
+from .model import UniFormerV2
+from .protocol import Protocol
 from .zoo import CLIP_CHECKPOINT_URLS, Preset, get_preset
 
-__all__ = ["create_model", "count_parameters", "count_flops", "model_info", "init_from_clip"]
+__all__ = ["create_model", "model_config", "convert", "count_parameters", "count_flops", "model_info", "init_from_clip",
+           "resolve_class_names"]
 
 _LIST_FIELDS = ("return_list", "mlp_dropout")
+_GRAD_CHECKPOINT_KEYS = ("use_checkpoint", "checkpoint_num")
 
 
-def create_model(name: str | None = None, *, pretrained: bool = False, checkpoint: str | os.PathLike | None = None,
-                 num_classes: int | None = None, progress: bool = True, **overrides: Any) -> UniFormerV2:
+def _preset_or_file(name: str | os.PathLike | None, checkpoint: str | os.PathLike | None
+                    ) -> tuple[Preset | None, str | os.PathLike | None]:
+    """A model may be named by a preset, or by one of our self-describing checkpoint files in its place."""
+    if name is None:
+        return None, checkpoint
+    try:
+        return get_preset(str(name)), checkpoint
+    except UnknownModelError:
+        if checkpoint is None and (os.path.isfile(name) or is_url(str(name))):
+            return None, name
+        raise
+
+
+def resolve_class_names(labels: str | os.PathLike | None, num_classes: int, *, checkpoint_names: list[str] | None,
+                        preset: Preset | None) -> tuple[tuple[str, ...] | None, str | None]:
+    """The class names of a model and where they come from: ``labels`` (a file or shipped map; its length must
+    match), else the names its checkpoint records, else its preset's label map, each only where its length fits."""
+    from .data.labels import read_label_map
+    if labels is not None:
+        names = read_label_map(labels)
+        if len(names) != num_classes:
+            raise UsageError(f"--labels {labels}: {len(names)} class names but the model has {num_classes} classes")
+        return tuple(names), str(labels)
+    candidates = [(checkpoint_names, "the checkpoint's class names")]
+    if preset is not None and preset.label_map:
+        candidates.append((read_label_map(preset.label_map), f"label map {preset.label_map!r}"))
+    for names, source in candidates:
+        if names is not None and len(names) == num_classes:
+            return tuple(names), source
+    return None, None
+
+
+def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = False,
+                 checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
+                 labels: str | os.PathLike | None = None, progress: bool = True, **overrides: Any) -> UniFormerV2:
     """Build a UniFormerV2 the way timm's ``create_model`` does.
 
-    ``name`` is a preset (see :func:`uniformerv2.list_models`); it may be omitted when ``checkpoint`` is one of our
-    safetensors files, which carry their architecture. ``pretrained=True`` downloads the preset's published
+    ``name`` is a preset (see :func:`uniformerv2.list_models`), or one of our safetensors files, which carry their
+    architecture (then ``checkpoint`` may be omitted). ``pretrained=True`` downloads the preset's published
     checkpoint; ``checkpoint`` is a local file or URL in any supported format (MMAction2 ``.pth``, original
-    ``.pyth``, CLIP weights, our ``.safetensors``). ``overrides`` use MMAction2's backbone argument names.
-    With no ``num_classes``, a checkpoint's own head size wins over the preset's. A loaded model is in eval mode.
+    ``.pyth``, CLIP weights, our ``.safetensors``). ``overrides`` use MMAction2's backbone argument names (and the
+    original code's ``use_checkpoint``/``checkpoint_num``, which turn on gradient checkpointing). With no
+    ``num_classes``, a checkpoint's own head size wins over the preset's; with one, only the classifier head may
+    differ from the checkpoint. ``labels`` names the classes (a file or shipped map).
+
+    The model comes back in eval mode when weights were loaded, with ``model.pretrained_cfg`` saying which preset
+    and checkpoint it is, its test protocol and its class names. The checkpoint file is read once.
     """
+    grad_checkpoint = {k: overrides.pop(k) for k in _GRAD_CHECKPOINT_KEYS if k in overrides}
     for key in _LIST_FIELDS:
         if key in overrides and isinstance(overrides[key], list):
             overrides[key] = tuple(overrides[key])
-    source = checkpoint
-    preset: Preset | None = None
-    if name is not None:
-        preset = get_preset(name)
-        cfg = preset.config
-        if pretrained and source is None:
-            if not preset.url:
-                raise ValueError(f"preset {name!r} has no published checkpoint; pass checkpoint=PATH")
-            source = preset.url
-    else:
-        if checkpoint is None:
-            raise ValueError("create_model needs a preset name, or checkpoint= one of our .safetensors files")
-        cfg = None
-    state = metadata = None
-    path = None
+    preset, source = _preset_or_file(name, checkpoint)
+    if preset is not None and pretrained and source is None:
+        if not preset.url:
+            raise UsageError(f"preset {preset.name!r} has no published checkpoint; pass checkpoint=PATH "
+                             "(--checkpoint FILE)")
+        source = preset.url
+    if preset is None and source is None:
+        raise UsageError("name a preset (see `uniformerv2 list`) or one of our .safetensors checkpoints")
+
+    state = None
+    metadata: dict[str, str] = {}
+    path: Path | None = None
     if source is not None:
         path = resolve(source, progress=progress)
-        if cfg is None:
-            cfg = read_config(path)
-            if cfg is None:
-                raise CheckpointError(f"{path}: this checkpoint does not record its architecture; name the preset "
-                                      "it belongs to, e.g. create_model('<preset>', checkpoint=...)")
         state, metadata = read_checkpoint(path)
-    assert cfg is not None
+    cfg = preset.config if preset is not None else config_from_metadata(metadata, path)
+    if cfg is None:
+        raise CheckpointError(f"{path}: this checkpoint does not record its architecture; name the preset it "
+                              "belongs to (create_model('<preset>', checkpoint=...), or --model PRESET)")
     if num_classes is not None:
-        overrides["num_classes"] = num_classes
+        overrides["num_classes"] = int(num_classes)
     elif state is not None:
-        head = _head_size(state)
-        if head is not None and head != cfg.num_classes and not (head == 710 and cfg.num_classes in (400, 600, 700)):
+        head = head_size(state)
+        if head is not None and head != cfg.num_classes and k710_channel_map(head, cfg.num_classes) is None:
             overrides["num_classes"] = head
     model = UniFormerV2(cfg.replace(**overrides) if overrides else cfg)
+    if grad_checkpoint.get("use_checkpoint"):
+        model.set_grad_checkpointing(True, int(grad_checkpoint.get("checkpoint_num", 0)))
     if state is not None:
         try:
-            load_state_dict(model, state, metadata, strict=num_classes is None)
+            load_state_dict(model, state, metadata, strict=True, replace_head=num_classes is not None)
         except CheckpointError as e:
             raise CheckpointError(f"{path}: {e}") from None
         model.eval()
+
+    protocol, checkpoint_names = pretrained_cfg_from_metadata(metadata, model.cfg)
+    if preset is not None:  # crops are the model's input size, which architecture overrides may have changed
+        protocol = preset.protocol.replace(size=int(model.cfg.input_resolution))
+    elif protocol is None:
+        protocol = Protocol(int(model.cfg.t_size), int(model.cfg.input_resolution))
+    names, names_source = resolve_class_names(labels, model.num_classes, checkpoint_names=checkpoint_names,
+                                              preset=preset)
+    model.pretrained_cfg = PretrainedCfg(protocol=protocol, preset=preset.name if preset else metadata.get("preset"),
+                                         checkpoint=None if source is None else str(source), class_names=names,
+                                         class_names_source=names_source)
     return model
 
 
-def _head_size(state: dict[str, torch.Tensor]) -> int | None:
-    for key in ("cls_head.fc_cls.weight", "backbone.transformer.proj.2.weight", "transformer.proj.2.weight",
-                "fc_cls.weight"):
-        if key in state and state[key].ndim == 2:
-            return int(state[key].shape[0])
-    return None
+def model_config(name: str | os.PathLike, **overrides: Any) -> tuple[UniFormerV2Config, Preset | None]:
+    """The architecture a preset or one of our checkpoint files describes, with ``overrides``, and the preset;
+    nothing is built, downloaded or loaded (a file's header is read)."""
+    from .checkpoint import read_config
+    preset, source = _preset_or_file(name, None)
+    if preset is not None:
+        cfg = preset.config
+    else:
+        if is_url(str(source)):
+            raise UsageError(f"{source}: name a preset, or a local copy of one of our .safetensors checkpoints")
+        cfg = read_config(source)
+        if cfg is None:
+            raise CheckpointError(f"{source}: not one of our .safetensors checkpoints (which record their "
+                                  "architecture); name a preset and pass the file as --init")
+    for key in _LIST_FIELDS:
+        if key in overrides and isinstance(overrides[key], list):
+            overrides[key] = tuple(overrides[key])
+    return (cfg.replace(**overrides) if overrides else cfg), preset
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | None = None,
+            fmt: str | None = None, **overrides: Any) -> Path:
+    """Convert a checkpoint to another format, checking that it loads into the named architecture.
+
+    ``model`` names the preset whose architecture the checkpoint has (not needed for our own files).
+    ``fmt`` defaults from the destination suffix: ``.safetensors`` -> ours, ``.pyth`` -> original, else MMAction2.
+    With ``num_classes`` only the classifier head may differ; every other missing or unexpected key is an error.
+    """
+    dst = Path(dst)
+    if fmt is None:
+        fmt = {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
+    net = create_model(model, checkpoint=src, **overrides)
+    return save_checkpoint(net, dst, fmt=fmt)
 
 
 def init_from_clip(model: UniFormerV2, clip: str | os.PathLike, *, progress: bool = True) -> UniFormerV2:
     """Initialise the image part from CLIP: a file or URL of any CLIP format, or 'ViT-B/16', 'ViT-L/14', ..."""
-    from .checkpoint import load_checkpoint
     source = CLIP_CHECKPOINT_URLS.get(str(clip), clip)
     load_checkpoint(model, source, progress=progress)
     return model
@@ -90,10 +172,10 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(cfg: UniFormerV2Config, num_frames: int | None = None, resolution: int | None = None) -> int:
+def count_flops(cfg: UniFormerV2Config, frames: int | None = None, size: int | None = None) -> int:
     """FLOPs of one view (2 per multiply-add, torch.utils.flop_counter's convention), counted on the meta device."""
-    t = num_frames or cfg.t_size
-    r = resolution or cfg.input_resolution
+    t = frames or cfg.t_size
+    r = size or cfg.input_resolution
     with torch.device("meta"):
         model = UniFormerV2(cfg).eval()
         x = torch.empty(1, 3, t, r, r)

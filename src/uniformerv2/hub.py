@@ -23,6 +23,8 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from .errors import CheckpointNotFoundError, ChecksumError, DownloadError, HubError
+
 __all__ = [
     "ChecksumError",
     "DownloadError",
@@ -39,18 +41,6 @@ _URL_SCHEMES = frozenset({"http", "https", "file"})
 _HASH_RE = re.compile(r"_\d{8}-([0-9a-f]{8,64})\.\w+$")
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _USER_AGENT = "uniformerv2-hub (Python urllib)"
-
-
-class HubError(RuntimeError):
-    """Base class of the errors raised while fetching a checkpoint."""
-
-
-class DownloadError(HubError):
-    """A checkpoint could not be fetched (network failure, HTTP error, unreadable source)."""
-
-
-class ChecksumError(HubError):
-    """A downloaded file's sha256 does not start with the prefix its name promises."""
 
 
 def cache_dir() -> Path:
@@ -125,7 +115,7 @@ def resolve(path_or_url: str | os.PathLike, **kw) -> Path:
         return download(target, **kw)
     path = Path(target).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        raise CheckpointNotFoundError(f"{path}: no such checkpoint file")
     return path
 
 
@@ -133,7 +123,7 @@ def _filename_from_url(url: str) -> str:
     """Return the file name a URL's path ends with (its query string ignored)."""
     name = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(url).path))
     if not name:
-        raise ValueError(f"Cannot derive a file name from URL {url!r}")
+        raise DownloadError(f"Cannot derive a file name from URL {url!r}")
     return name
 
 

@@ -17,8 +17,6 @@ attention runs on :func:`torch.nn.functional.scaled_dot_product_attention`.
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,8 +25,12 @@ import torch.utils.checkpoint
 from torch import Tensor, nn
 from torchvision.ops import StochasticDepth
 
+from .config import ConfigError, PretrainedCfg, UniFormerV2Config
+from .protocol import Protocol
+
 __all__ = [
     "UniFormerV2Config",
+    "PretrainedCfg",
     "UniFormerV2",
     "UniFormerV2Backbone",
     "UniFormerHead",
@@ -38,105 +40,6 @@ __all__ = [
     "PatchEmbed",
     "ConfigError",
 ]
-
-
-class ConfigError(ValueError):
-    """An architecture configuration that cannot describe a valid network."""
-
-
-@dataclass
-class UniFormerV2Config:
-    """Architecture of a UniFormerV2 classifier.
-
-    Backbone fields carry the names and meaning of MMAction2 1.2.0's ``UniFormerV2`` backbone arguments; head
-    fields those of its ``UniFormerHead``. ``frozen``, ``use_checkpoint`` and ``checkpoint_num`` come from the
-    authors' original code.
-    """
-
-    # backbone: CLIP ViT (local UniBlocks)
-    input_resolution: int = 224
-    patch_size: int = 16
-    width: int = 768
-    layers: int = 12
-    heads: int = 12
-    backbone_drop_path_rate: float = 0.0
-    t_size: int = 8  # frames per clip the preset is trained on (the network accepts any count)
-    kernel_size: int = 3  # temporal kernel of the downsampling patch embedding
-    dw_reduction: float = 1.5
-    temporal_downsample: bool = False
-    no_lmhra: bool = True
-    double_lmhra: bool = False
-    # global UniBlocks
-    return_list: tuple[int, ...] = (8, 9, 10, 11)
-    n_layers: int = 4
-    n_dim: int = 768
-    n_head: int = 12
-    mlp_factor: float = 4.0
-    drop_path_rate: float = 0.0
-    mlp_dropout: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)
-    # classification head
-    num_classes: int = 400
-    dropout_ratio: float = 0.5
-    # original code's extras
-    frozen: bool = False  # no fusion: classify the video token only, and freeze the CLIP backbone
-    use_checkpoint: bool = False  # gradient checkpointing ...
-    checkpoint_num: int = 0  # ... of the first N local blocks
-
-    def __post_init__(self) -> None:
-        self.return_list = tuple(int(i) for i in self.return_list)
-        self.mlp_dropout = tuple(float(p) for p in self.mlp_dropout)
-        problems = []
-        if self.input_resolution % self.patch_size:
-            problems.append(f"input_resolution={self.input_resolution} is not a multiple of "
-                            f"patch_size={self.patch_size}")
-        if self.width % self.heads:
-            problems.append(f"width={self.width} is not divisible by heads={self.heads}")
-        if self.n_dim != self.width:
-            problems.append(f"n_dim={self.n_dim} must equal width={self.width} (the global blocks read the "
-                            "local blocks' tokens)")
-        if self.n_dim % self.n_head:
-            problems.append(f"n_dim={self.n_dim} is not divisible by n_head={self.n_head}")
-        if len(self.return_list) != self.n_layers:
-            problems.append(f"return_list has {len(self.return_list)} entries but n_layers={self.n_layers}")
-        if len(self.mlp_dropout) != self.n_layers:
-            problems.append(f"mlp_dropout has {len(self.mlp_dropout)} entries but n_layers={self.n_layers}")
-        bad = [i for i in self.return_list if not 0 <= i < self.layers]
-        if bad:
-            problems.append(f"return_list entries {bad} are not block indices 0..{self.layers - 1}")
-        if list(self.return_list) != sorted(set(self.return_list)):
-            problems.append(f"return_list={list(self.return_list)} must be strictly increasing")
-        if self.num_classes < 1:
-            problems.append(f"num_classes={self.num_classes} must be positive")
-        if not self.no_lmhra and int(self.width // self.dw_reduction) < 1:
-            problems.append(f"dw_reduction={self.dw_reduction} leaves no channels of width={self.width}")
-        if problems:
-            raise ConfigError("invalid UniFormerV2 configuration: " + "; ".join(problems))
-
-    @property
-    def grid_size(self) -> int:
-        return self.input_resolution // self.patch_size
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["return_list"] = list(self.return_list)
-        d["mlp_dropout"] = list(self.mlp_dropout)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "UniFormerV2Config":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown UniFormerV2 configuration fields: {', '.join(unknown)}")
-        return cls(**d)
-
-    def replace(self, **overrides: Any) -> "UniFormerV2Config":
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ConfigError(f"unknown UniFormerV2 arguments: {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(names))}")
-        return dataclasses.replace(self, **overrides)
 
 
 class QuickGELU(nn.Module):
@@ -421,8 +324,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.return_list = cfg.return_list
         self.frozen = cfg.frozen
-        self.use_checkpoint = cfg.use_checkpoint
-        self.checkpoint_num = cfg.checkpoint_num
+        self.grad_checkpointing = 0  # the first N local blocks recompute their activations in backward
         b_dpr = _linspace(cfg.backbone_drop_path_rate, cfg.layers)
         self.resblocks = nn.ModuleList([
             LocalUniBlock(cfg.width, cfg.heads, drop_path=b_dpr[i], dw_reduction=cfg.dw_reduction,
@@ -453,7 +355,7 @@ class Transformer(nn.Module):
         video_tok = self.temporal_cls_token.expand(n, 1, -1)
         j = 0
         for i, block in enumerate(self.resblocks):
-            if self.use_checkpoint and i < self.checkpoint_num and torch.is_grad_enabled():
+            if i < self.grad_checkpointing and torch.is_grad_enabled():
                 x = torch.utils.checkpoint.checkpoint(block, x, t, use_reentrant=False)
             else:
                 x = block(x, t)
@@ -491,6 +393,8 @@ class UniFormerV2(nn.Module):
         self.cfg = cfg
         self.backbone = UniFormerV2Backbone(cfg)
         self.cls_head = UniFormerHead(cfg.num_classes, cfg.n_dim, cfg.dropout_ratio)
+        # where the weights came from, the test protocol and the class names: set by create_model
+        self.pretrained_cfg = PretrainedCfg(protocol=Protocol(cfg.t_size, cfg.input_resolution))
         if cfg.frozen:
             self.freeze_backbone()
 
@@ -519,17 +423,35 @@ class UniFormerV2(nn.Module):
         if not x.is_floating_point():
             raise ValueError(f"expected a normalised float video, got dtype {x.dtype}")
 
+    def set_grad_checkpointing(self, enable: bool = True, blocks: int | None = None) -> None:
+        """Recompute the activations of the first ``blocks`` local blocks (default: all) in the backward pass."""
+        n = len(self.backbone.transformer.resblocks)
+        self.backbone.transformer.grad_checkpointing = (n if blocks is None else min(int(blocks), n)) if enable else 0
+
+    @property
+    def grad_checkpointing(self) -> int:
+        """How many local blocks recompute their activations in the backward pass (0: none)."""
+        return self.backbone.transformer.grad_checkpointing
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters that are embeddings or tokens rather than layer weights (timm's convention).
+
+        The recipe decays them like weights; an optimiser may exempt them (``embed_decay_mult=0``).
+        """
+        names = {"backbone.class_embedding", "backbone.positional_embedding", "backbone.transformer.temporal_cls_token"}
+        if not self.cfg.frozen:
+            names.add("backbone.transformer.balance")
+        return names
+
     def forward_features(self, x: Tensor) -> Tensor:
         """Normalised video [N, 3, T, H, W] -> clip feature [N, n_dim]."""
         self.check_input(x)
         return self.backbone(x)
 
+    def forward_head(self, features: Tensor) -> Tensor:
+        """Clip feature [N, n_dim] -> logits [N, num_classes]."""
+        return self.cls_head(features)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.cls_head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
 
-
-def build_model(cfg: UniFormerV2Config | dict[str, Any] | None = None, **overrides: Any) -> UniFormerV2:
-    """Build a randomly initialised UniFormerV2 from a config (or its dict) and argument overrides."""
-    if isinstance(cfg, dict):
-        cfg = UniFormerV2Config.from_dict(cfg)
-    return UniFormerV2(cfg, **overrides)

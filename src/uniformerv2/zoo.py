@@ -20,7 +20,9 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from .model import UniFormerV2Config
+from .config import UniFormerV2Config
+from .errors import UnknownModelError, UsageError
+from .protocol import Protocol
 
 __all__ = [
     "CLIP_CHECKPOINT_URLS",
@@ -52,10 +54,6 @@ _MMACTION2_LABEL_MAPS: dict[str, str] = {
 }
 
 
-class UnknownModelError(ValueError):
-    """A preset name that is not in the zoo."""
-
-
 @dataclass(frozen=True)
 class Preset:
     """A published UniFormerV2 model: architecture, checkpoint, test protocol and reported accuracy."""
@@ -83,6 +81,12 @@ class Preset:
     params: str | None = None
     sampling: str = "mmaction2"
     notes: str = ""
+    grad_checkpoint_blocks: int = 0  # the authors' training runs recomputed this many local blocks' activations
+
+    @property
+    def protocol(self) -> Protocol:
+        """The published test views."""
+        return Protocol(self.num_frames, self.resolution, self.num_clips, self.num_crops, self.sampling)
 
     @property
     def reported_top1(self) -> float | None:
@@ -142,12 +146,11 @@ _STH_B16: dict[str, Any] = dict(n_layers=8, return_list=tuple(range(4, 12)), mlp
 _STH_L14: dict[str, Any] = dict(n_layers=16, return_list=tuple(range(8, 24)), mlp_dropout=(0.5,) * 16,
                                 temporal_downsample=True, no_lmhra=False, double_lmhra=True,
                                 backbone_drop_path_rate=0.2, drop_path_rate=0.4,
-                                use_checkpoint=True, checkpoint_num=15)
+                                grad_checkpoint_blocks=15)
 # ActivityNet and HACS fine-tuning (exp/anet, exp/hacs).
-_UNTRIMMED: dict[str, Any] = dict(backbone_drop_path_rate=0.2, drop_path_rate=0.4, use_checkpoint=True,
-                                  checkpoint_num=1)
+_UNTRIMMED: dict[str, Any] = dict(backbone_drop_path_rate=0.2, drop_path_rate=0.4, grad_checkpoint_blocks=1)
 # Original L/14@336 fine-tuning with 32 or 64 frames (exp/k*/k*+k710_l14_f{32,64}x336).
-_CKPT24: dict[str, Any] = dict(use_checkpoint=True, checkpoint_num=24)
+_CKPT24: dict[str, Any] = dict(grad_checkpoint_blocks=24)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -306,7 +309,8 @@ _MMACTION2: list[Preset] = [
 # --------------------------------------------------------------------------------------------------------------
 
 def _orig(stem: str, arch: str, dataset: str, frames: int, crops: int, clips: int, top1: float | None,
-          pretrain: str, folder: str, *, frozen: bool = False, notes: str = "", **arch_overrides: Any) -> Preset:
+          pretrain: str, folder: str, *, frozen: bool = False, notes: str = "", grad_checkpoint_blocks: int = 0,
+          **arch_overrides: Any) -> Preset:
     """A preset for one .pyth checkpoint of the original MODEL_ZOO."""
     build, clip_model = _ARCHS[arch]
     config = build(t_size=frames, num_classes=NUM_CLASSES[dataset], dropout_ratio=0.5, frozen=frozen,
@@ -317,6 +321,7 @@ def _orig(stem: str, arch: str, dataset: str, frames: int, crops: int, clips: in
         resolution=config.input_resolution, num_clips=clips, num_crops=crops,
         url=f"{_ORIGINAL_URL}/{folder}/{stem}.pyth", checkpoint_format="pyth", pretrain=pretrain,
         clip_model=clip_model, label_map=label_map, top1=top1, sampling="original", notes=notes,
+        grad_checkpoint_blocks=grad_checkpoint_blocks,
     )
 
 
@@ -370,7 +375,7 @@ _ORIGINAL: list[Preset] = [
     _orig("mit_uniformerv2_b16_8x224", "b16", "mitv1", 8, 3, 4, 42.6, _CKK, "mitv1"),
     _orig("mit_uniformerv2_l14_8x224", "l14", "mitv1", 8, 3, 4, 47.0, _CKK, "mitv1"),
     _orig("mit_uniformerv2_l14_8x336", "l14_336", "mitv1", 8, 3, 4, 47.8, _CKK, "mitv1",
-          use_checkpoint=True, checkpoint_num=21),
+          grad_checkpoint_blocks=21),
     # Something-Something V1 and V2
     _orig("sthv1_uniformerv2_b16_16x224", "b16", "sthv1", 16, 3, 1, 56.8, _C, "sthv1", **_STH_B16),
     _orig("sthv1_uniformerv2_b16_32x224", "b16", "sthv1", 32, 3, 1, 59.4, _C, "sthv1", **_STH_B16),
@@ -394,7 +399,7 @@ assert len(_PRESETS) == len(_MMACTION2) + len(_ORIGINAL), "duplicate preset name
 def list_models(pattern: str | None = None, *, source: str | None = None) -> list[str]:
     """Sorted preset names, optionally filtered by a case-insensitive glob and by source."""
     if source is not None and source not in ("mmaction2", "original"):
-        raise ValueError(f"source must be 'mmaction2' or 'original', got {source!r}")
+        raise UsageError(f"source must be 'mmaction2' or 'original', got {source!r}")
     names = (n for n, p in _PRESETS.items() if source is None or p.source == source)
     if pattern is not None:
         pat = pattern.lower()

@@ -60,6 +60,10 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset
 
+from .decode import open_video
+from .sampling import uniform_sample
+from .transforms import _resize_cv2_linear, normalize, resize_short_side
+
 __all__ = [
     "RANDAUG_OPS", "rand_augment", "random_resized_crop_box", "resize_exact", "TrainTransform", "TrainClipsDataset",
     "item_rng",
@@ -157,13 +161,9 @@ def resize_exact(frames_thwc: torch.Tensor, out_h: int, out_w: int) -> torch.Ten
     """uint8 ``[T, H, W, C]`` -> ``[T, out_h, out_w, C]``, OpenCV bilinear (``Resize(keep_ratio=False)``)."""
     if frames_thwc.shape[1:3] == (out_h, out_w):
         return frames_thwc
-    try:  # the data package's exact OpenCV INTER_LINEAR (what mmcv.imresize does)
-        from .transforms import _resize_cv2_linear
-        out = _resize_cv2_linear(np.ascontiguousarray(frames_thwc.numpy()), out_h, out_w)
-        return torch.as_tensor(np.asarray(out))
-    except (ImportError, TypeError, AttributeError):  # pragma: no cover - fallback: bilinear, no antialiasing
-        x = frames_thwc.permute(0, 3, 1, 2)
-        return TF.resize(x, [out_h, out_w], interpolation=_BILINEAR, antialias=False).permute(0, 2, 3, 1)
+    # OpenCV's INTER_LINEAR exactly, as mmcv.imresize does it
+    out = _resize_cv2_linear(np.ascontiguousarray(frames_thwc.numpy()), out_h, out_w)
+    return torch.as_tensor(np.asarray(out))
 
 
 @dataclass
@@ -182,7 +182,6 @@ class TrainTransform:
 
     def __call__(self, frames: Any, rng: np.random.Generator) -> torch.Tensor:
         """uint8 ``[T, H, W, 3]`` (numpy or torch) -> uint8 ``[T, size, size, 3]``."""
-        from .transforms import resize_short_side
         x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
         if self.short_side:
             x = resize_short_side(x, self.short_side)
@@ -206,17 +205,16 @@ def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 class TrainClipsDataset(Dataset):
     """One augmented, normalised training clip ``float32 [3, T, H, W]`` and its label per item.
 
-    Indexed by ``(epoch, index)`` (what :class:`uniformerv2.engine.train.ResumableSampler` yields) or by a plain
+    Indexed by ``(epoch, index)`` (what :class:`uniformerv2.engine.sampler.ResumableSampler` yields) or by a plain
     index (epoch 0). All randomness -- the frames sampled, RandAugment, the crop, the flip -- comes from
     :func:`item_rng` ``(seed, epoch, index)``: no global RNG is touched, so any worker count, any rank and any resume
     point produce the same clip.
     """
 
-    def __init__(self, samples: Sequence[Any], *, clip_len: int = 8, seed: int = 0,
-                 transform: TrainTransform | None = None, backend: str = "pyav", num_clips: int = 1) -> None:
+    def __init__(self, samples: Sequence[Any], *, frames: int = 8, seed: int = 0,
+                 transform: TrainTransform | None = None, backend: str = "pyav") -> None:
         self.samples = list(samples)
-        self.clip_len = int(clip_len)
-        self.num_clips = int(num_clips)
+        self.frames = int(frames)
         self.seed = int(seed)
         self.transform = transform or TrainTransform()
         self.backend = backend
@@ -225,11 +223,10 @@ class TrainClipsDataset(Dataset):
         return len(self.samples)
 
     def load(self, epoch: int, index: int) -> tuple[torch.Tensor, int]:
-        from . import normalize, open_video, uniform_sample
         sample = self.samples[index]
         rng = item_rng(self.seed, epoch, index)
         with open_video(sample.path, self.backend) as reader:
-            inds = uniform_sample(reader.num_frames, self.clip_len, self.num_clips, test_mode=False, rng=rng)
+            inds = uniform_sample(reader.num_frames, self.frames, 1, test_mode=False, rng=rng)
             frames = reader.read(inds)
         clip = self.transform(frames, rng)  # uint8 [T, H, W, 3]
         x = normalize(clip.permute(3, 0, 1, 2).contiguous())  # [3, T, H, W]

@@ -39,6 +39,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from ..errors import UsageError, VideoDecodeError
 from .transforms import parallel_map
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -47,15 +48,6 @@ BACKENDS = ("pyav", "decord", "torchcodec")
 
 # Codecs for which AVDISCARD_NONREF is known to skip exactly the frames no other frame references.
 _NONREF_SKIP_CODECS = {"h264", "hevc"}
-
-
-class VideoDecodeError(RuntimeError):
-    """A video that cannot be read; the message is ``"<path>: <reason>"``."""
-
-    def __init__(self, path: PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 def _check_file(path: PathLike) -> str:
@@ -75,7 +67,7 @@ def _check_file(path: PathLike) -> str:
 
 def _check_backend(backend: str) -> None:
     if backend not in BACKENDS:
-        raise ValueError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def _check_indices(path: str, indices: Sequence[int], num_frames: int) -> np.ndarray:

@@ -177,12 +177,6 @@ def center_crop_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
     return (left, top, left + size, top + size)
 
 
-def crop(frames: Frames, box: tuple[int, int, int, int]) -> Frames:
-    """``frames[..., y1:y2, x1:x2, :]`` with numpy slicing semantics (as MMAction2, which never pads)."""
-    x1, y1, x2, y2 = box
-    return frames[..., y1:y2, x1:x2, :]
-
-
 def normalize(views_uint8: torch.Tensor) -> torch.Tensor:
     """float32 ``(x - 114.75) / 57.375``, the normalisation of every UniFormerV2 config."""
     return (views_uint8.to(torch.float32) - MEAN) / STD

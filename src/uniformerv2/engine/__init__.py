@@ -1,12 +1,12 @@
-"""Evaluation with MMAction2's multi-view test protocol (and the helpers training shares).
+"""Evaluation and training: the engines that run a model over many videos.
 
-* :mod:`.metrics`: top-k accuracy, mean class accuracy, per-class accuracy, confusion matrix -- MMAction2
-  1.2.0's ``AccMetric`` definitions.
-* :mod:`.evaluate`: :func:`evaluate` (views batched across videos, softmax averaged over views), dumps, reports,
-  and the ``uniformerv2 test`` command.
-* :mod:`.distributed`: torchrun helpers (rank, world size, process group, sharding, gathering objects).
+* :mod:`.evaluate`: :func:`evaluate` with MMAction2's multi-view test protocol; :mod:`.reports`: what ``test``
+  writes; :mod:`.metrics`: MMAction2's ``AccMetric`` definitions.
+* :mod:`.config`: :class:`TrainConfig`; :mod:`.train`: the :class:`Trainer`; :mod:`.optim`: the recipe's optimiser and
+  schedule; :mod:`.sampler`: the resumable data order; :mod:`.state`: training checkpoints and RNG states.
+* :mod:`.distributed`: torchrun process-group helpers; :mod:`.parallel`: DDP / FSDP2 behind one object.
 """
-from .evaluate import EvalResult, evaluate, read_dump, write_dump
+from .evaluate import EvalResult, evaluate
 from .metrics import compute_metrics, confusion_matrix, mean_class_accuracy, per_class_accuracy, top_k_accuracy
 
 __all__ = [
@@ -16,7 +16,5 @@ __all__ = [
     "evaluate",
     "mean_class_accuracy",
     "per_class_accuracy",
-    "read_dump",
     "top_k_accuracy",
-    "write_dump",
 ]

@@ -4,20 +4,21 @@
   environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), else a single process (0, 1, 0).
 * ``init_distributed(device)``: joins the process group when ``WORLD_SIZE > 1`` (``nccl`` for CUDA, ``gloo``
   otherwise; the CUDA device is ``cuda:LOCAL_RANK``) and returns the device this process should use.
-* ``shard(items)``: this rank's items, strided (``items[rank::world_size]``): every item goes to exactly one rank,
-  nothing is padded or repeated, also when ``len(items)`` is not a multiple of the world size.
-* ``gather_objects(obj)`` / ``all_gather_objects(obj)`` / ``broadcast_object(obj)`` / ``barrier()``: picklable
-  Python objects across ranks; all are no-ops returning the obvious value in a single process.
+* ``shard_indices(n)``: this rank's indices, strided (``rank, rank + world_size, ...``): every item goes to exactly
+  one rank, nothing is padded or repeated, also when ``n`` is not a multiple of the world size.
+* ``all_gather_objects(obj)`` / ``barrier()``: picklable Python objects across ranks; no-ops returning the obvious
+  value in a single process.
 """
 from __future__ import annotations
 
 import datetime
 import os
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from ..errors import UsageError
 
 __all__ = [
     "get_rank",
@@ -27,17 +28,10 @@ __all__ = [
     "is_main_process",
     "init_distributed",
     "destroy_distributed",
-    "distributed_context",
-    "shard",
     "shard_indices",
-    "gather_objects",
     "all_gather_objects",
-    "broadcast_object",
     "barrier",
 ]
-
-T = TypeVar("T")
-
 
 def _env_int(name: str, default: int) -> int:
     try:
@@ -84,7 +78,7 @@ def init_distributed(device: str | torch.device | None = None, *, backend: str |
     device = torch.device(device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available")
+            raise UsageError("--device cuda: no CUDA device is available")
         if device.index is None:
             index = get_local_rank() if is_distributed() else torch.cuda.current_device()
             device = torch.device("cuda", index % max(1, torch.cuda.device_count()))
@@ -107,19 +101,6 @@ def destroy_distributed() -> None:
         dist.destroy_process_group()
 
 
-@contextmanager
-def distributed_context(device: str | torch.device | None = None) -> Iterator[torch.device]:
-    """``with distributed_context('cuda') as device: ...``: init on entry (if launched by torchrun), destroy on exit
-    when this context created the group."""
-    created = not _initialized()
-    dev = init_distributed(device)
-    try:
-        yield dev
-    finally:
-        if created:
-            destroy_distributed()
-
-
 def shard_indices(n: int, rank: int | None = None, world_size: int | None = None) -> list[int]:
     """Indices of ``range(n)`` for ``rank``: ``rank, rank + world, ...`` -- disjoint, covering, unpadded."""
     rank = get_rank() if rank is None else rank
@@ -129,20 +110,6 @@ def shard_indices(n: int, rank: int | None = None, world_size: int | None = None
     return list(range(rank, n, world_size))
 
 
-def shard(items: Sequence[T], rank: int | None = None, world_size: int | None = None) -> list[T]:
-    """This rank's share of ``items`` (see :func:`shard_indices`)."""
-    return [items[i] for i in shard_indices(len(items), rank, world_size)]
-
-
-def gather_objects(obj: Any, dst: int = 0) -> list[Any] | None:
-    """Every rank's ``obj`` in rank order on ``dst`` (None elsewhere); ``[obj]`` in a single process."""
-    if not _initialized() or dist.get_world_size() == 1:
-        return [obj]
-    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == dst else None
-    dist.gather_object(obj, out, dst=dst)
-    return out
-
-
 def all_gather_objects(obj: Any) -> list[Any]:
     """Every rank's ``obj`` in rank order, on every rank."""
     if not _initialized() or dist.get_world_size() == 1:
@@ -150,15 +117,6 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """``src``'s ``obj`` on every rank."""
-    if not _initialized() or dist.get_world_size() == 1:
-        return obj
-    box = [obj if dist.get_rank() == src else None]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 def barrier() -> None:

@@ -24,7 +24,6 @@ __all__ = [
     "per_class_accuracy",
     "confusion_matrix",
     "compute_metrics",
-    "top_confused_pairs",
 ]
 
 
@@ -122,17 +121,3 @@ def compute_metrics(scores: Any, labels: Any, topk: Sequence[int] = (1, 5)) -> d
     out = {f"top{k}": v for k, v in zip(topk, top_k_accuracy(scores, labels, topk))}
     out["mean1"] = mean_class_accuracy(scores, labels)
     return out
-
-
-def top_confused_pairs(cm: np.ndarray, n: int = 20) -> list[tuple[int, int, int]]:
-    """The ``n`` largest off-diagonal cells of a confusion matrix as (true, predicted, count), largest first."""
-    off = np.array(cm, dtype=np.int64, copy=True)
-    np.fill_diagonal(off, 0)
-    flat = np.argsort(-off, axis=None, kind="stable")[:n]
-    pairs = []
-    for idx in flat:
-        t, p = divmod(int(idx), off.shape[1])
-        if off[t, p] <= 0:
-            break
-        pairs.append((t, p, int(off[t, p])))
-    return pairs

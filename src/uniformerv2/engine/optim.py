@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-__all__ = ["param_groups", "build_optimizer", "scaled_lr", "RecipeSchedule", "NORM_LAYERS", "EMBEDDING_NAMES"]
+__all__ = ["param_groups", "build_optimizer", "scaled_lr", "RecipeSchedule", "NORM_LAYERS"]
 
 NORM_LAYERS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm,
@@ -32,23 +32,27 @@ NORM_LAYERS: tuple[type[nn.Module], ...] = (
 if hasattr(nn, "RMSNorm"):
     NORM_LAYERS = NORM_LAYERS + (nn.RMSNorm,)
 
-# parameters that are embeddings/tokens rather than weights of a layer (attribute names)
-EMBEDDING_NAMES = ("class_embedding", "positional_embedding", "temporal_cls_token", "balance")
-
 
 def scaled_lr(base_lr: float, total_batch: int, base_batch_size: int = 256) -> float:
     """mmengine's ``auto_scale_lr``: ``base_lr * total_batch / base_batch_size``."""
     return base_lr * total_batch / base_batch_size
 
 
-def _classify(module: nn.Module, name: str, bias_rule: str) -> str:
+def _classify(module: nn.Module, name: str, param: nn.Parameter, embeddings: set[int], bias_rule: str) -> str:
     if isinstance(module, NORM_LAYERS):
         return "norm"
     if name == "bias" or (bias_rule == "all" and name.endswith("bias")):
         return "bias"
-    if name in EMBEDDING_NAMES:
+    if id(param) in embeddings:
         return "embed"
     return "weight"
+
+
+def _embedding_ids(model: nn.Module) -> set[int]:
+    """The parameters the model names as embeddings or tokens (its ``no_weight_decay()``), through DDP wrappers."""
+    base = getattr(model, "module", model)
+    names = base.no_weight_decay() if hasattr(base, "no_weight_decay") else set()
+    return {id(p) for n, p in base.named_parameters() if n in names}
 
 
 def param_groups(model: nn.Module, weight_decay: float, *, norm_decay_mult: float = 0.0,
@@ -62,13 +66,14 @@ def param_groups(model: nn.Module, weight_decay: float, *, norm_decay_mult: floa
         raise ValueError(f"bias_rule={bias_rule!r}: choose 'all' or 'mmengine'")
     mult = {"norm": norm_decay_mult, "bias": bias_decay_mult, "embed": embed_decay_mult, "weight": 1.0}
     groups: dict[str, dict[str, Any]] = {}
+    embeddings = _embedding_ids(model)
     seen: set[int] = set()
     for mod_name, module in model.named_modules():
         for p_name, p in module.named_parameters(recurse=False):
             if id(p) in seen or not p.requires_grad:
                 continue
             seen.add(id(p))
-            kind = _classify(module, p_name, bias_rule)
+            kind = _classify(module, p_name, p, embeddings, bias_rule)
             g = groups.setdefault(kind, {"params": [], "param_names": [], "kind": kind,
                                          "weight_decay": weight_decay * mult[kind]})
             g["params"].append(p)

@@ -15,25 +15,21 @@ import json
 import os
 import random
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_copy, atomic_write, atomic_write_text
+from ..errors import TrainingStateError
 
 __all__ = [
-    "atomic_write", "atomic_torch_save", "capture_rng_state", "restore_rng_state", "CheckpointManager",
+    "atomic_torch_save", "capture_rng_state", "restore_rng_state", "CheckpointManager",
     "load_training_state", "find_resume_checkpoint", "TrainingStateError",
 ]
 
 _NAME = re.compile(r"^epoch_(\d+)_step_(\d+)\.pt$")
-
-
-class TrainingStateError(ValueError):
-    """A training checkpoint that cannot be used to resume."""
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -149,7 +145,7 @@ class CheckpointManager:
         atomic_torch_save(state, path)
         atomic_write_text(self.dir / "last_checkpoint", path.name + "\n")
         if is_best:
-            atomic_write(self.best_path, lambda tmp: shutil.copyfile(path, tmp))
+            atomic_copy(path, self.best_path)
             atomic_write_text(self.dir / "best.json", json.dumps({"checkpoint": path.name, "epoch": epoch, "step": step,
                                                              "top1": top1}, indent=1) + "\n")
         for old in self.list()[:-self.keep_last]:

@@ -1,0 +1,51 @@
+"""``uniformerv2 timeline``: score sliding windows of a long video."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ._common import (EXIT_OK, add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
+                      build_classifier, command, positive_int, seconds)
+
+EXAMPLES = [
+    "uniformerv2 timeline long.mp4 --checkpoint work_dirs/run/model.safetensors",
+    "uniformerv2 timeline match.mp4 --model uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb "
+    "--window 2s --stride 0.5s --annotate match_labelled.mp4",
+]
+
+
+def register(sub: Any) -> None:
+    p = command(sub, "timeline", help="score sliding windows of a long video: plot, CSV/JSON, annotated copy",
+                examples=EXAMPLES)
+    p.add_argument("video", help="the video file")
+    add_model_arguments(p)
+    p.add_argument("--window", type=seconds, default=2.0, help="window length, e.g. 2s (default 2s)")
+    p.add_argument("--stride", type=seconds, default=1.0, help="step between windows, e.g. 1s (default 1s)")
+    p.add_argument("--frames", type=positive_int, help="frames sampled per window (default: the model's)")
+    p.add_argument("--crops", type=int, choices=[1, 3], default=1, help="crops per window (default: centre only)")
+    p.add_argument("--top", type=positive_int, default=5, help="classes in the plot and the CSV (default 5)")
+    add_labels_argument(p)
+    p.add_argument("--out-dir", help="where the PNG, CSV and JSON go (default: <video>_timeline/)")
+    p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the running top class drawn")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    add_speed_arguments(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_set_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..timeline import annotate_video, plot_timeline, scan, write_timeline
+    clf = build_classifier(args, views=(1, args.crops))
+    tl = scan(clf, args.video, window_s=args.window, stride_s=args.stride, progress=not args.no_progress)
+    out_dir = Path(args.out_dir or Path(args.video).with_suffix("").name + "_timeline")
+    stem = Path(args.video).stem
+    png = plot_timeline(tl, out_dir / f"{stem}_timeline.png", max_classes=args.top)
+    write_timeline(tl, out_dir / f"{stem}_timeline.csv", out_dir / f"{stem}_timeline.json", top_k=args.top)
+    for (start, end), (label, prob) in zip(zip(tl.starts, tl.ends), tl.top1()):
+        print(f"{start:8.2f}s - {end:8.2f}s  {label}  {prob:.1%}")
+    print(f"\nwrote {png}\nwrote {out_dir / f'{stem}_timeline.csv'}\nwrote {out_dir / f'{stem}_timeline.json'}")
+    if args.annotate:
+        print(f"wrote {annotate_video(tl, args.annotate)}")
+    return EXIT_OK

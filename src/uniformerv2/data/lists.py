@@ -1,0 +1,111 @@
+"""Video lists: MMAction2 annotation files, folders of class sub-folders, and command-line inputs."""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+from ..errors import AnnotationError
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoSample", "read_annotation_list", "scan_class_folders", "expand_inputs"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
+                    ".ts", ".ogv")
+
+
+@dataclass
+class VideoSample:
+    """One video of a list: its path, integer label (``None`` when the list has no labels) and line number."""
+
+    path: str
+    label: Optional[int] = None
+    line: Optional[int] = field(default=None, compare=False)  # in its annotation list, for error messages
+
+
+def read_annotation_list(ann_file: PathLike, data_root: PathLike = "") -> list[VideoSample]:
+    """Read an MMAction2 video list: one ``relative/path.mp4 label`` per line, the label optional.
+
+    Paths are joined to ``data_root`` (as MMAction2's ``data_prefix=dict(video=...)``); blank lines and lines
+    starting with ``#`` are skipped. Paths may not contain whitespace (as in MMAction2). Malformed lines raise one
+    :class:`AnnotationError` that names the file and every bad line.
+    """
+    ann = Path(ann_file)
+    if not ann.is_file():
+        raise AnnotationError(f"{ann_file}: no such annotation file")
+    try:
+        text = ann.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise AnnotationError(f"{ann_file}: not a text file ({e.reason} at byte {e.start})") from e
+    samples: list[VideoSample] = []
+    problems: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        fields = stripped.split()
+        if len(fields) > 2:
+            problems.append(f"{ann_file}:{lineno}: expected 'path [label]', got {len(fields)} fields: {stripped!r}")
+            continue
+        label = None
+        if len(fields) == 2:
+            try:
+                label = int(fields[1])
+            except ValueError:
+                problems.append(f"{ann_file}:{lineno}: label {fields[1]!r} is not an integer")
+                continue
+            if label < 0:
+                problems.append(f"{ann_file}:{lineno}: label {label} is negative")
+                continue
+        path = os.path.join(str(data_root), fields[0]) if str(data_root) else fields[0]
+        samples.append(VideoSample(path=path, label=label, line=lineno))
+    if len(problems) == 1:
+        raise AnnotationError(problems[0])
+    if problems:  # every bad line at once, so one edit fixes the list
+        shown = "\n".join(f"  {p}" for p in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        raise AnnotationError(f"{ann_file}: {len(problems)} malformed lines:\n{shown}{more}")
+    if not samples:
+        raise AnnotationError(f"{ann_file}: no videos listed")
+    return samples
+
+
+def scan_class_folders(root: PathLike) -> tuple[list[VideoSample], list[str]]:
+    """A folder-per-class layout ``root/<class>/**/<video>``: samples and class names (sorted; label = position).
+
+    Video files are recognised by extension (``VIDEO_EXTENSIONS``, case-insensitive); hidden files and folders
+    are ignored; samples are sorted by class, then path.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise AnnotationError(f"{root}: not a directory")
+    classes = sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise AnnotationError(f"{root}: no class folders (expected {root}/<class name>/<video files>)")
+    samples: list[VideoSample] = []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (base / name).rglob("*")
+                       if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+                       and not any(part.startswith(".") for part in p.relative_to(base).parts))
+        samples.extend(VideoSample(path=str(p), label=label) for p in files)
+    if not samples:
+        raise AnnotationError(f"{root}: no video files in its class folders")
+    return samples, classes
+
+
+def expand_inputs(items: Iterable[str]) -> list[str]:
+    """Files as given; directories and globs expanded to the video files they hold (sorted)."""
+    out: list[str] = []
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+            out.extend(found or [item])  # an empty folder is reported as a bad input
+        elif any(ch in item for ch in "*?[") and not os.path.exists(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            out.extend(matches or [item])  # a glob that matches nothing is reported as a bad input
+        else:
+            out.append(item)
+    return out

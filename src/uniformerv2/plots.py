@@ -1,0 +1,152 @@
+"""Every PNG the package writes: training curves, the confusion matrix, the timeline plot.
+
+Figures are drawn on their own ``Figure`` with the Agg canvas, never through ``pyplot`` or ``matplotlib.use``, so
+plotting here never changes a notebook's or an application's matplotlib backend. Files are written atomically.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .atomic import atomic_write_bytes
+
+__all__ = ["write_curves", "write_confusion_png", "write_timeline_png", "top_confused_pairs"]
+
+
+def _figure(width: float, height: float, dpi: int = 100) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | os.PathLike, dpi: int | None = None) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Loss, accuracy and learning-rate curves of a training log (``type`` 'train' and 'val' records)."""
+    train = [h for h in history if h.get("type") == "train"]
+    val = [h for h in history if h.get("type") == "val"]
+    fig = _figure(15, 4)
+    axes = fig.subplots(1, 3)
+    if train:
+        e = [h["epoch_float"] for h in train]
+        axes[0].plot(e, [h["loss"] for h in train], label="train loss")
+        axes[1].plot(e, [h["acc"] for h in train], label="train top-1 (augmented batches)")
+        axes[2].plot(e, [h["lr"] for h in train])
+    if val:
+        axes[1].plot([h["epoch"] for h in val], [h["top1"] for h in val], "o-", label="val top-1")
+        if "loss" in val[0]:
+            axes[0].plot([h["epoch"] for h in val], [h["loss"] for h in val], "o-", label="val loss")
+    for ax, title in zip(axes, ("loss", "accuracy", "learning rate")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    if train or val:
+        axes[0].legend()
+        axes[1].legend()
+    axes[1].set_ylim(-0.02, 1.02)
+    fig.tight_layout()
+    return _save(fig, path, dpi=90)
+
+
+def top_confused_pairs(cm: np.ndarray, n: int = 20) -> list[tuple[int, int, int]]:
+    """The ``n`` largest off-diagonal cells of a confusion matrix as (true, predicted, count), largest first."""
+    off = np.array(cm, dtype=np.int64, copy=True)
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:n]
+    pairs = []
+    for idx in flat:
+        t, p = divmod(int(idx), off.shape[1])
+        if off[t, p] <= 0:
+            break
+        pairs.append((t, p, int(off[t, p])))
+    return pairs
+
+
+def write_confusion_png(path: str | os.PathLike, cm: np.ndarray, class_names: Sequence[str], *,
+                        top1: float | None = None, max_classes: int = 40) -> Path:
+    """Row-normalised confusion matrix (rows: true class). Up to ``max_classes`` classes, those that are a label or
+    a prediction; with more, the classes of the most frequent confusions (at most 30)."""
+    present = [c for c in range(cm.shape[0]) if cm[c].sum() or cm[:, c].sum()]
+    title = "confusion matrix"
+    if len(present) > max_classes:
+        chosen: list[int] = []
+        for t, p, _ in top_confused_pairs(cm, n=cm.shape[0] ** 2):
+            for c in (t, p):
+                if c not in chosen and len(chosen) < 30:
+                    chosen.append(c)
+            if len(chosen) >= 30:
+                break
+        present = sorted(chosen) or present[:30]
+        title = f"confusion matrix: the {len(present)} most confused of {cm.shape[0]} classes"
+    sub = cm[np.ix_(present, present)].astype(np.float64)
+    with np.errstate(all="ignore"):
+        frac = np.nan_to_num(sub / cm[present].sum(axis=1, keepdims=True))
+    n = max(1, len(present))
+    inches = min(24.0, max(4.0, 0.32 * n + 2.5))
+    fig = _figure(inches + 1.2, inches)
+    ax = fig.add_subplot()
+    image = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class's videos")
+    names = [str(class_names[c])[:24] if c < len(class_names) else str(c) for c in present]
+    ax.set_xticks(range(n), labels=names, rotation=90, fontsize=7 if n > 20 else 9)
+    ax.set_yticks(range(n), labels=names, fontsize=7 if n > 20 else 9)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title + (f" (top-1 {top1:.4f})" if top1 is not None else ""))
+    if n <= 25:
+        for i in range(len(present)):
+            for j in range(len(present)):
+                if sub[i, j]:
+                    ax.text(j, i, str(int(sub[i, j])), ha="center", va="center", fontsize=7 if n > 10 else 10,
+                            color="white" if frac[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _shown_classes(scores: np.ndarray, max_classes: int) -> list[int]:
+    """Classes that are top-1 somewhere (by how often), then the highest-scoring others, up to ``max_classes``."""
+    top = scores.argmax(1)
+    counts = np.bincount(top, minlength=scores.shape[1])
+    order = sorted(set(top.tolist()), key=lambda c: -counts[c])
+    for c in np.argsort(-scores.max(0)):
+        if len(order) >= max_classes:
+            break
+        if int(c) not in order:
+            order.append(int(c))
+    return order[:max_classes]
+
+
+def write_timeline_png(path: str | os.PathLike, starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
+                       class_names: Sequence[str], *, title: str, max_classes: int = 5) -> Path:
+    """Probability of the leading classes over time, with the top-1 class as a band along the bottom."""
+    from matplotlib import colormaps
+    centres = (starts + ends) / 2
+    shown = _shown_classes(scores, max_classes)
+    fig = _figure(10, 4, dpi=120)
+    ax = fig.add_subplot()
+    colors = colormaps["tab10"]
+    for k, c in enumerate(shown):
+        ax.plot(centres, scores[:, c], color=colors(k % 10), lw=2, label=class_names[c])
+    for w, c in enumerate(scores.argmax(1)):
+        k = shown.index(int(c)) if int(c) in shown else None
+        ax.axvspan(starts[w], ends[w], ymin=0, ymax=0.04, color=colors(k % 10) if k is not None else "0.5",
+                   alpha=0.6, lw=0)
+    ax.set_xlim(0, float(ends.max()) if len(ends) else 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
