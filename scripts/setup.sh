@@ -21,4 +21,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$py" -c "import uniformerv
   "$py" -m pip install -q -e "$root[test]" 2>&1 | grep -v "^WARNING: Location" || true
   echo "$want" > "$stamp"
 fi
+# System tools the tests use as oracles (the ffmpeg command line for rotated videos), where apt-get can install
+# them; elsewhere the tests that need them skip and say why.
+if ! command -v ffmpeg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
+    || echo "setup: could not install ffmpeg; the tests that compare with it will skip"
+fi
 "$py" -c "import uniformerv2, torch; print('uniformerv2', uniformerv2.__version__, 'torch', torch.__version__)"

@@ -84,3 +84,48 @@ def train_config(videos: Path, work_dir: Path, *, arch: dict | None = None, **kw
                 ann_file=str(videos / "train.txt"), data_root=str(videos), frames=4, size=16, short_side=16,
                 epochs=2, lr=1e-3, workers=0, work_dir=str(work_dir), device="cpu", progress=False)
     return TrainConfig(**{**base, **kw})
+
+
+def write_frames(path: Path, frames, *, fps: int = 10, times=None) -> Path:
+    """H.264 MP4 of uint8 RGB ``frames`` [T, H, W, 3]; ``times`` (seconds per frame) makes a variable frame rate."""
+    from fractions import Fraction
+
+    import av
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"crf": "10", "preset": "ultrafast"}
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            if times is not None:
+                frame.pts, frame.time_base = int(round(times[i] * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def set_display_rotation(path: Path, clockwise_degrees: int) -> Path:
+    """Give an MP4 the display matrix a phone writes for a video to be shown turned ``clockwise_degrees`` (90, 180,
+    270): the 3x3 matrix of the track header (``tkhd``), as ``ffmpeg -display_rotation`` and phones write it."""
+    import struct
+    one, matrices = 1 << 16, {90: (0, 1, -1, 0), 180: (-1, 0, 0, -1), 270: (0, -1, 1, 0)}
+    a, b, c, d = (v * one for v in matrices[clockwise_degrees])
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd") + 44  # type, version/flags, times, track id, duration, layer, group, volume
+    data[at:at + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def portrait_frames(frames: int = 4, height: int = 48, width: int = 32):
+    """uint8 frames with a bright block in the top-left corner, so any turn or flip shows."""
+    import numpy as np
+    out = np.full((frames, height, width, 3), 40, np.uint8)
+    out[:, : height // 4, : width // 3] = 230
+    out[:, -4:, :, 2] = 200
+    return out

@@ -185,3 +185,28 @@ def test_convert_writes_a_checkpoint_that_loads_without_a_preset_name(tiny_model
     load_checkpoint(fresh, out)
     assert _same_outputs(tiny_model, fresh, video)
     assert _same_outputs(tiny_model, uniformerv2.create_model(checkpoint=back), video)
+
+
+def test_convert_with_a_new_head_still_refuses_missing_keys(tmp_path, capsys):
+    from uniformerv2.cli import main
+    model = randomised(UniFormerV2(tiny_config()))
+    state = {k: v for i, (k, v) in enumerate(model.state_dict().items()) if i % 2 == 0}  # half the keys
+    src = tmp_path / "half.pth"
+    torch.save({"state_dict": state}, src)
+    rc = main(["convert", str(src), str(tmp_path / "out.safetensors"), "--model",
+               "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", "--num-classes", "7", "--set",
+               *(f"{k}={v!r}".replace(" ", "") for k, v in tiny_config().to_dict().items() if k != "num_classes")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "missing keys" in err and str(src) in err
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_convert_with_a_new_head_replaces_only_the_head(tmp_path):
+    model = randomised(UniFormerV2(tiny_config()))
+    src = save_checkpoint(model, tmp_path / "src.safetensors")
+    out = uniformerv2.convert(src, tmp_path / "out.safetensors", num_classes=7)
+    converted = uniformerv2.create_model(out)
+    assert converted.num_classes == 7
+    for key, value in model.state_dict().items():
+        if not key.startswith("cls_head."):
+            assert torch.equal(converted.state_dict()[key], value), key

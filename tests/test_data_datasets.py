@@ -130,3 +130,14 @@ def test_original_sampling_views() -> None:
     ours = read_test_views(path, Protocol(8, 64, 2, 3))
     assert not torch.equal(views, ours)  # other resize and crops
     assert (views.float() - ours.float()).abs().mean() < 40
+
+
+def test_every_bad_line_of_a_list_is_reported_at_once(tmp_path):
+    ann = tmp_path / "list.txt"
+    ann.write_text("a.mp4 0\nb.mp4 cat\nc.mp4 -2\nd e.mp4 1\nf.mp4 1\ng.mp4 1.5\n")
+    with pytest.raises(AnnotationError) as info:
+        read_annotation_list(ann)
+    message = str(info.value)
+    assert message.startswith(f"{ann}: 4 malformed lines:")
+    for line in (2, 3, 4, 6):
+        assert f"{ann}:{line}: " in message

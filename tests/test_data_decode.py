@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
 import wave
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from helpers import FIXTURES, SHARED
+from helpers import FIXTURES, SHARED, portrait_frames, set_display_rotation, write_frames
 from uniformerv2.data import VideoDecodeError, open_video, probe_num_frames, read_frames
 from uniformerv2.data.decode import PyAVReader
 
@@ -161,3 +163,46 @@ def test_torchcodec_backend_matches_pyav() -> None:
     assert probe_num_frames(path, "torchcodec") == probe_num_frames(path)
     with open_video(path, "torchcodec") as reader:
         assert np.array_equal(reader.read(idx), read_frames(path, idx))
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_phone_video_stored_sideways_is_read_upright(tmp_path, degrees):
+    upright = portrait_frames()
+    sideways = np.ascontiguousarray(np.rot90(upright, degrees // 90, axes=(1, 2)))
+    plain = write_frames(tmp_path / "plain.mp4", sideways)
+    rotated = set_display_rotation(write_frames(tmp_path / "rotated.mp4", sideways), degrees)
+    got = read_frames(rotated, [0, 3])
+    assert got.shape == (2,) + upright.shape[1:]
+    # the same pixels as the file without rotation, turned as the display matrix says
+    assert np.array_equal(got, np.rot90(read_frames(plain, [0, 3]), -(degrees // 90), axes=(1, 2)))
+    assert np.abs(got.astype(int) - upright[[0, 3]]).mean() < 3  # H.264 at crf 10
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg command line (apt-get install ffmpeg) is the "
+                                                           "oracle for rotated videos")
+def test_rotated_frames_equal_the_ffmpeg_command_lines(tmp_path):
+    sideways = np.ascontiguousarray(np.rot90(portrait_frames(), 1, axes=(1, 2)))
+    rotated = set_display_rotation(write_frames(tmp_path / "rotated.mp4", sideways), 90)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(rotated), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    ours = read_frames(rotated, range(4))
+    assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(ours.shape), ours)
+
+
+def test_test_views_of_a_rotated_video_are_upright(tmp_path):
+    from uniformerv2 import Protocol
+    from uniformerv2.data import read_test_views
+    upright = portrait_frames(frames=8, height=64, width=32)
+    rotated = set_display_rotation(
+        write_frames(tmp_path / "r.mp4", np.ascontiguousarray(np.rot90(upright, 1, axes=(1, 2)))), 90)
+    plain = write_frames(tmp_path / "u.mp4", upright)
+    protocol = Protocol(frames=4, size=32, clips=1, crops=3)  # portrait: top, bottom, centre crops
+    a, b = read_test_views(rotated, protocol).float(), read_test_views(plain, protocol).float()
+    assert (a - b).abs().mean() < 3
+
+
+def test_times_follow_the_timestamps_of_a_variable_frame_rate_video(tmp_path):
+    times = np.concatenate([np.arange(30) / 30, 1 + np.arange(5) / 5])
+    path = write_frames(tmp_path / "vfr.mp4", portrait_frames(frames=35), times=times)
+    with open_video(path) as reader:
+        np.testing.assert_allclose(reader.times, times, atol=1e-3)

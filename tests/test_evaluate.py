@@ -289,7 +289,8 @@ def test_torchrun_cli(labelled: dict, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
            "--master-port", str(_free_port()), "-m", "uniformerv2.cli", "test", "--checkpoint",
            str(labelled["ckpt"]), "--ann-file", str(labelled["ann"]), "--data-root", str(labelled["root"]),
-           "--views", "2x3", "--frames", "4", "--dump", str(dump), "--workers", "0", "--device", "cpu"]
+           "--views", "2x3", "--frames", "4", "--dump", str(dump), "--workers", "0", "--device", "cpu",
+           "--dtype", "float32"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]  # under torchrun a partial result exits 0 (rank 0 lists it)
     assert proc.stdout.count("scored 6 of 8 videos (2 failed)") == 1  # rank 0 reports, once
@@ -314,3 +315,36 @@ def test_protocol_and_labels_from_the_preset() -> None:
     assert len(pretrained.class_names) == 400 and pretrained.preset == name
     assert pretrained.protocol.replace(clips=2, crops=1, frames=16) == Protocol(
         frames=16, size=224, clips=2, crops=1, sampling="mmaction2")
+
+
+def _mixed_list(labelled: dict, tmp_path: Path) -> Path:
+    lines = [line for line in labelled["lines"] if "corrupt" not in line and "empty" not in line]
+    lines[3] = lines[3].split()[0]  # one line without its label
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("\n".join(lines) + "\n")
+    return mixed
+
+
+def test_a_list_mixing_labelled_and_unlabelled_lines_is_an_error_naming_them(labelled, tmp_path, capsys):
+    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(_mixed_list(labelled, tmp_path)),
+               "--data-root", str(labelled["root"]), "--workers", "0", "--no-progress", "--views", "1x1"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "1 of 6 videos have no label: line 4 (" in err and "--labelled-only" in err
+
+
+def test_labelled_only_computes_the_metrics_over_the_labelled_lines(labelled, tmp_path, capsys):
+    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(_mixed_list(labelled, tmp_path)),
+               "--data-root", str(labelled["root"]), "--workers", "0", "--no-progress", "--views", "1x1",
+               "--labelled-only"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "scored 5 of 5 videos" in out and "acc/top1" in out and "--labelled-only" in err
+
+
+def test_every_out_of_range_label_is_reported_with_its_line(labelled, tmp_path, capsys):
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("class_0/video_0.mp4 7\nclass_1/video_1.mp4 1\nclass_0/video_2.mp4 9\n")
+    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(wrong), "--data-root",
+               str(labelled["root"]), "--workers", "0", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "2 labels outside the model's 5 classes" in err
+    assert "line 1: label 7" in err and "line 3: label 9" in err

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+import uniformerv2
 from uniformerv2 import save_checkpoint
 from uniformerv2.data import read_frames, probe_num_frames
 from uniformerv2 import VideoClassifier
 from uniformerv2.model import UniFormerV2
 
-from helpers import SHARED, randomised, tiny_config
+from helpers import SHARED, randomised, tiny_config, write_frames
 
 DEMO = SHARED / "data" / "videos" / "demo.mp4"
 B16 = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
@@ -121,3 +122,38 @@ def test_classifier_runs_the_network_under_the_requested_autocast_dtype(checkpoi
     clf.model.cls_head.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     clf.predict(str(DEMO))
     assert seen and set(seen) == {torch.bfloat16}
+
+
+def test_when_every_video_fails_the_exit_status_is_1_and_json_lists_them(checkpoint, tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    proc = cli(str(tmp_path / "empty.mp4"), str(tmp_path / "missing.mp4"), "--checkpoint", str(checkpoint), "--json")
+    assert proc.returncode == 1
+    failures = json.loads(proc.stdout)["failures"]
+    assert [f["path"] for f in failures] == [str(tmp_path / "empty.mp4"), str(tmp_path / "missing.mp4")]
+    assert failures[0]["reason"] == "empty file (0 bytes)"
+
+
+@pytest.mark.parametrize("option", [["--top-k", "0"], ["--frames", "0"]])
+def test_zero_counts_are_usage_errors(checkpoint, option):
+    proc = cli(str(DEMO), "--checkpoint", str(checkpoint), *option)
+    assert proc.returncode == 2 and f"argument {option[0]}: '0': must be at least 1" in proc.stderr
+
+
+def test_set_does_not_swallow_the_video_after_it(checkpoint):
+    proc = subprocess.run([sys.executable, "-m", "uniformerv2.cli", "predict", "--set", "dropout_ratio=0.0",
+                           str(DEMO), "--checkpoint", str(checkpoint), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["video"] == str(DEMO)
+
+
+def test_a_still_image_named_mp4_is_classified_with_a_warning(checkpoint, tmp_path):
+    still = write_frames(tmp_path / "still.mp4", np.full((1, 32, 32, 3), 128, np.uint8))
+    proc = cli(str(still), "--checkpoint", str(checkpoint))
+    assert proc.returncode == 0, proc.stderr
+    assert f"uniformerv2: warning: {still}: a single frame (a still image?)" in proc.stderr
+
+
+def test_a_checkpoint_without_its_architecture_asks_for_model_preset(tmp_path):
+    pth = uniformerv2.save_checkpoint(UniFormerV2(tiny_config()), tmp_path / "m.pth", fmt="mmaction2")
+    proc = cli(str(DEMO), "--checkpoint", str(pth))
+    assert proc.returncode == 1 and "--model PRESET" in proc.stderr and "Traceback" not in proc.stderr

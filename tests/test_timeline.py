@@ -13,22 +13,32 @@ from uniformerv2.data import probe_num_frames
 from uniformerv2.model import UniFormerV2
 from uniformerv2.timeline import window_indices
 
-from helpers import SHARED, randomised, tiny_config
+from helpers import SHARED, portrait_frames, randomised, set_display_rotation, tiny_config, write_frames
 
 DEMO = SHARED / "data" / "videos" / "demo.mp4"
 
 
 def test_windows_step_by_the_stride_and_the_last_one_reaches_the_end():
-    starts, idx = window_indices(num_frames=95, fps=10, window_s=2, stride_s=1, frames=4)
-    assert starts.tolist()[:3] == [0, 10, 20] and starts[-1] == 95 - 20
-    assert idx.shape == (len(starts), 4)
-    assert all(s <= i.min() and i.max() < s + 20 for s, i in zip(starts, idx))
+    starts, ends, idx = window_indices(np.arange(95) / 10, window_s=2, stride_s=1, frames=4)  # 10 fps
+    assert starts.tolist()[:3] == [0, 1, 2] and starts[-1] == pytest.approx(9.5 - 2)
+    assert ends[-1] == pytest.approx(9.5) and idx.shape == (len(starts), 4)
+    assert all(10 * s - 1e-9 <= i.min() and i.max() < 10 * s + 20 for s, i in zip(starts, idx))
+    assert idx[1].tolist() == [12, 17, 22, 27]  # the centres of 4 segments of 20 frames from frame 10
     assert (np.diff(idx, axis=1) > 0).all()
 
 
 def test_a_video_shorter_than_the_window_is_one_window():
-    starts, idx = window_indices(num_frames=7, fps=10, window_s=2, stride_s=1, frames=4)
+    starts, ends, idx = window_indices(np.arange(7) / 10, window_s=2, stride_s=1, frames=4)
     assert starts.tolist() == [0] and idx.max() < 7
+
+
+def test_windows_follow_the_frames_timestamps_on_variable_frame_rate_video():
+    # 2 s at 30 fps, then 2 s at 5 fps: the second window holds 10 frames, not 30 * 2 / 2
+    times = np.concatenate([np.arange(60) / 30, 2 + np.arange(10) / 5])
+    starts, ends, idx = window_indices(times, window_s=2, stride_s=2, frames=4)
+    assert starts.tolist() == [0, 2] and ends.tolist() == pytest.approx([2, 4])
+    assert (times[idx[0]] < 2).all() and (times[idx[1]] >= 2).all()
+    assert idx[1].tolist() == [61, 63, 66, 68]
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +63,47 @@ def test_timeline_writes_plot_csv_and_json_with_one_row_per_window(timeline_run)
 def test_annotated_copy_has_every_frame_of_the_video(timeline_run):
     _, tmp = timeline_run
     assert probe_num_frames(tmp / "annotated.mp4") == probe_num_frames(DEMO)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: (_write_wav(p), p)[1], "no video stream"),
+    (lambda p: (p.write_bytes(b""), p)[1], "empty file (0 bytes)"),
+])
+def test_a_file_that_is_not_a_video_is_one_error_line(tmp_path, capsys, make, reason):
+    ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
+    bad = make(tmp_path / "bad.mp4")
+    code = main(["timeline", str(bad), "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / "out"),
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err == [f"uniformerv2 timeline: error: {bad}: {reason}"]
+
+
+def _write_wav(path):
+    import wave
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * 800)
+
+
+def test_timeline_times_come_from_the_frames_timestamps(tmp_path):
+    # 1 s at 30 fps, then 2 s at 5 fps: 40 frames in 3 s, an average of 13.3 fps
+    times = np.concatenate([np.arange(30) / 30, 1 + np.arange(10) / 5])
+    video = write_frames(tmp_path / "vfr.mp4", portrait_frames(frames=40), times=times)
+    ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
+    assert main(["timeline", str(video), "--checkpoint", str(ckpt), "--window", "1s", "--stride", "1s",
+                 "--out-dir", str(tmp_path / "out"), "--no-progress"]) == 0
+    windows = json.loads((tmp_path / "out" / "vfr_timeline.json").read_text())["windows"]
+    assert [(w["start_s"], w["end_s"]) for w in windows] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
+
+
+def test_the_annotated_copy_of_a_phone_video_is_upright(tmp_path):
+    sideways = np.ascontiguousarray(np.rot90(portrait_frames(frames=12), 1, axes=(1, 2)))
+    video = set_display_rotation(write_frames(tmp_path / "phone.mp4", sideways), 90)
+    ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
+    assert main(["timeline", str(video), "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / "out"),
+                 "--annotate", str(tmp_path / "annotated.mp4"), "--no-progress"]) == 0
+    from uniformerv2.data import read_frames
+    height, width = read_frames(tmp_path / "annotated.mp4", [0]).shape[1:3]
+    assert (height, width) == (48, 32)

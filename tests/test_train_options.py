@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from helpers import train_config, write_lamp_dataset
+from helpers import PRESET, TINY_TRAIN, train_config, write_lamp_dataset
 
 from uniformerv2.cli import build_parser
 from uniformerv2.cli.train import config_from_args
@@ -69,3 +69,17 @@ def test_cli_options_and_config_file(tmp_path):
     (tmp_path / "cfg.json").write_text(json.dumps(TrainConfig(lr=0.1).to_dict()))
     cfg = config_from_args(parser.parse_args(["train", "--config", str(tmp_path / "cfg.json")]))
     assert cfg.lr == 0.1 and cfg.betas == (0.9, 0.999)
+
+
+@pytest.mark.parametrize("option", ["--clip", "--init"])
+def test_the_offline_hint_names_trains_own_options(tmp_path, videos, server, cache, capsys, option):
+    from uniformerv2.cli import main
+    server.mode = "fail"
+    url = server.url("weights_20230313-abcdef12.pth")
+    extra = ["--init", "clip", "--clip", url] if option == "--clip" else ["--init", url]
+    rc = main(["train", "--model", PRESET, "--num-classes", "2", "--ann-file", str(videos / "train.txt"),
+               "--data-root", str(videos), "--work-dir", str(tmp_path / "w"), "--device", "cpu", "--no-progress",
+               "--workers", "0", "--set", *(f"{k}={list(v) if isinstance(v, tuple) else v}".replace(" ", "")
+                                               for k, v in TINY_TRAIN.items()), *extra])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{option} /path/to/weights_20230313-abcdef12.pth" in err and "--checkpoint" not in err

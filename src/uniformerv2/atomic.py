@@ -15,13 +15,16 @@ import threading
 from pathlib import Path
 from typing import IO, Callable
 
-from .errors import OutputError
+from .errors import OutputError, UniFormerV2Error
 
-__all__ = ["atomic_write", "atomic_write_file", "atomic_write_text", "atomic_write_bytes", "atomic_copy"]
+__all__ = ["atomic_write", "atomic_write_file", "atomic_write_text", "atomic_write_bytes", "atomic_copy",
+           "append_line"]
 
 _UMASK_LOCK = threading.Lock()
-# torch.save reports a failed write as a RuntimeError from its zip writer ("unexpected pos", "file write failed")
-_TORCH_WRITE_FAILURES = ("unexpected pos", "file write failed", "inline_container")
+# torch.save reports a failed write as a RuntimeError from its zip writer ("unexpected pos", "file write failed"),
+# safetensors as a SafetensorError quoting the OS error
+_WRITER_FAILURES = ("unexpected pos", "file write failed", "inline_container", "I/O error")
+_NO_SPACE = ("No space left on device", "os error 28", "Disk quota exceeded")
 
 
 def _umask() -> int:
@@ -53,14 +56,14 @@ def _free_bytes(directory: Path) -> int | None:
 
 def _output_error(path: Path, e: BaseException) -> OutputError | None:
     """The one-line error for a failed write, or None when ``e`` is not about the file system."""
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+    if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(s in str(e) for s in _NO_SPACE):
         return OutputError(f"{path}: no space left on device (the previous version, if any, is kept)")
-    if isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_WRITE_FAILURES):
+    if any(s in str(e) for s in _WRITER_FAILURES):
         free = _free_bytes(path.parent)
         if free is not None and free < (1 << 20):
             return OutputError(f"{path}: no space left on device (the previous version, if any, is kept)")
         return OutputError(f"{path}: could not be written ({str(e).splitlines()[0][:200]})")
-    if isinstance(e, OSError) and not isinstance(e, OutputError):
+    if isinstance(e, OSError) and not isinstance(e, UniFormerV2Error):
         return OutputError(f"{path}: could not be written ({e.strerror or e})")
     return None
 
@@ -75,13 +78,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         raise _output_error(path, e) or e from None
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # after the writer, which may have replaced the file (safetensors does)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except (OSError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - the writers (torch, safetensors, PIL) raise their own types
         error = _output_error(path, e)
         if error is None:
             raise
@@ -111,3 +114,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line to a log file (a crash loses at most that line); a failed write is an OutputError."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError as e:
+        raise _output_error(Path(path), e) or e from None

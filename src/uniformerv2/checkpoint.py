@@ -379,17 +379,17 @@ def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metada
 
     sd = to_uniformerv2(state_dict, fmt)
     skipped: list[str] = []
-    head_w = sd.get("cls_head.fc_cls.weight")
+    head = sd.get("cls_head.fc_cls.weight", sd.get("cls_head.fc_cls.bias"))
     want = model.cfg.num_classes
-    if head_w is not None and head_w.shape[0] != want:
-        mapped = channel_map_name or k710_channel_map(head_w.shape[0], want)
+    if head is not None and head.shape[0] != want:
+        mapped = channel_map_name or k710_channel_map(head.shape[0], want)
         if mapped is not None:
             sd = select_head_channels(sd, channel_map(mapped))
         elif replace_head:
-            skipped = [k for k in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias") if k in sd]
+            skipped = [k for k in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias") if k in own]
             for k in skipped:
-                del sd[k]
-            warnings.warn(f"the checkpoint's head has {head_w.shape[0]} classes and the model {want}: "
+                sd.pop(k, None)
+            warnings.warn(f"the checkpoint's head has {head.shape[0]} classes and the model {want}: "
                           "the head keeps its fresh initialisation", stacklevel=3)
     _check_shapes(sd, own)
     missing = [k for k in own if k not in sd and k not in skipped and not k.endswith("num_batches_tracked")]

@@ -52,7 +52,16 @@ class HubError(UniFormerV2Error, RuntimeError):
 
 
 class DownloadError(HubError):
-    """A checkpoint could not be fetched (network failure, HTTP error, unreadable source)."""
+    """A checkpoint could not be fetched (network failure, HTTP error, unreadable source).
+
+    ``url`` is what was asked for and ``cache_path`` where a copy put by hand is found, so a caller can say how to
+    go on in its own terms (which option takes a local file).
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, cache_path: object = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.cache_path = cache_path
 
 
 class ChecksumError(HubError):

@@ -96,7 +96,8 @@ def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = Fa
     cfg = preset.config if preset is not None else config_from_metadata(metadata, path)
     if cfg is None:
         raise CheckpointError(f"{path}: this checkpoint does not record its architecture; name the preset it "
-                              "belongs to (create_model('<preset>', checkpoint=...), or --model PRESET)")
+                              "belongs to: --model PRESET on the command line (`uniformerv2 list` shows them), "
+                              "create_model('PRESET', checkpoint=...) in Python")
     if num_classes is not None:
         overrides["num_classes"] = int(num_classes)
     elif state is not None:

@@ -172,11 +172,12 @@ def _network_errors(url: str, dst: Path) -> Iterator[None]:
     try:
         yield
     except urllib.error.HTTPError as e:
-        raise DownloadError(_offline_message(url, f"HTTP error {e.code} {e.reason}", dst)) from e
+        raise DownloadError(_offline_message(url, f"HTTP error {e.code} {e.reason}", dst), url=url,
+                            cache_path=dst) from e
     except urllib.error.URLError as e:
-        raise DownloadError(_offline_message(url, e.reason, dst)) from e
+        raise DownloadError(_offline_message(url, e.reason, dst), url=url, cache_path=dst) from e
     except (http.client.HTTPException, OSError) as e:
-        raise DownloadError(_offline_message(url, str(e) or type(e).__name__, dst)) from e
+        raise DownloadError(_offline_message(url, str(e) or type(e).__name__, dst), url=url, cache_path=dst) from e
 
 
 def _progress_bar(name: str, total: int | None, initial: int, progress: bool) -> tqdm:
@@ -231,7 +232,8 @@ def _fetch_http(url: str, dst: Path, *, progress: bool, timeout: float) -> None:
             bar.update(len(chunk))
     size = part.stat().st_size
     if total is not None and size != total:
-        raise DownloadError(_offline_message(url, f"the transfer stopped after {size} of {total} bytes", dst))
+        raise DownloadError(_offline_message(url, f"the transfer stopped after {size} of {total} bytes", dst),
+                            url=url, cache_path=dst)
 
 
 def _copy_file_url(url: str, dst: Path, *, progress: bool) -> None:

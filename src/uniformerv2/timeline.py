@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .atomic import atomic_write_file, atomic_write_text
+from .errors import VideoDecodeError
 from .inference import VideoClassifier
 from .plots import write_timeline_png
 
@@ -42,27 +43,26 @@ class Timeline:
         return self.class_names[i], float(self.scores[w, i])
 
 
-def _video_fps(path: str) -> float:
-    import av
-    with av.open(path, metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return float(rate) if rate else 30.0
-
-
-def window_indices(num_frames: int, fps: float, window_s: float, stride_s: float, frames: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Start frame of every window and, per window, ``frames`` frame indices spread uniformly over it
-    (the centre of each of ``frames`` equal segments, as test-mode ``UniformSample`` takes them)."""
-    win = max(1, int(round(window_s * fps)))
-    stride = max(1, int(round(stride_s * fps)))
-    last_start = max(0, num_frames - win)
-    starts = np.arange(0, last_start + 1, stride)
-    if starts[-1] != last_start:  # cover the end of the video
-        starts = np.append(starts, last_start)
-    span = min(win, num_frames)
-    offsets = ((np.arange(frames) + 0.5) * span / frames).astype(np.int64)
-    return starts, np.clip(starts[:, None] + offsets[None, :], 0, num_frames - 1)
+def window_indices(times: np.ndarray, window_s: float, stride_s: float, frames: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows over a video whose frames are shown at ``times`` (seconds): every window's start and end time and,
+    per window, ``frames`` frame indices spread uniformly over it (the frame shown at the centre of each of
+    ``frames`` equal segments, as test-mode ``UniformSample`` takes them). Windows step by ``stride_s``; the last
+    one ends with the video. Timing follows the frames' own timestamps, so a variable-frame-rate video is cut by
+    time, not by an average frame rate."""
+    rel = np.asarray(times, dtype=np.float64) - float(times[0])
+    n = len(rel)
+    frame_s = float(rel[-1] - rel[-2]) if n > 1 else 1.0 / 30
+    duration = rel[-1] + frame_s  # the last frame is shown for one frame interval
+    span = min(window_s, duration)
+    last = max(0.0, duration - window_s)
+    starts = np.arange(0.0, last + 1e-9, stride_s)
+    if last - starts[-1] > 1e-6:  # cover the end of the video
+        starts = np.append(starts, last)
+    centres = starts[:, None] + (np.arange(frames) + 0.5) * span / frames
+    # 1 us below a frame boundary still counts as that frame (float sums such as 0.1 + 0.2)
+    indices = np.clip(np.searchsorted(rel, centres + 1e-6, side="right") - 1, 0, n - 1)
+    return starts, starts + span, indices
 
 
 def scan(clf: VideoClassifier, video: str | os.PathLike, *, window_s: float = 2.0, stride_s: float = 1.0,
@@ -74,10 +74,9 @@ def scan(clf: VideoClassifier, video: str | os.PathLike, *, window_s: float = 2.
     path = str(video)
     p = clf.protocol
     window_protocol = p.replace(clips=1)  # one clip per window, the protocol's crops
-    fps = _video_fps(path)
     with open_video(path, clf.backend) as reader:
-        num_frames = reader.num_frames
-        starts, indices = window_indices(num_frames, fps, window_s, stride_s, p.frames)
+        fps = reader.fps
+        starts, ends, indices = window_indices(reader.times, window_s, stride_s, p.frames)
         scores = []
         bar = tqdm(total=len(starts), desc="windows", unit="win", disable=not progress)
         for lo in range(0, len(starts), windows_per_read):
@@ -89,9 +88,8 @@ def scan(clf: VideoClassifier, video: str | os.PathLike, *, window_s: float = 2.
                 scores.append(clf.scores_of_views(views).numpy())
                 bar.update(1)
         bar.close()
-    win = max(1, int(round(window_s * fps)))
-    return Timeline(video=path, fps=fps, starts=starts / fps, ends=np.minimum(starts + win, num_frames) / fps,
-                    scores=np.stack(scores), class_names=list(clf.class_names))
+    return Timeline(video=path, fps=fps, starts=starts, ends=ends, scores=np.stack(scores),
+                    class_names=list(clf.class_names))
 
 
 def plot_timeline(tl: Timeline, path: str | os.PathLike, *, max_classes: int = 5) -> Path:
@@ -135,9 +133,9 @@ def _frames(path: str) -> Iterator[tuple[float, Any]]:
 def annotate_video(tl: Timeline, out_path: str | os.PathLike) -> Path:
     """Write a copy of the video with the running top-1 class and its probability drawn on every frame."""
     import av
-    from PIL import ImageDraw, ImageFont
+    from PIL import Image, ImageDraw, ImageFont
 
-    from .data.decode import add_video_stream
+    from .data.decode import add_video_stream, frame_to_rgb
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp{out_path.suffix}")
@@ -146,7 +144,7 @@ def annotate_video(tl: Timeline, out_path: str | os.PathLike) -> Path:
         stream = None
         start = None
         for n, (t, frame) in enumerate(_frames(tl.video)):
-            img = frame.to_image()
+            img = Image.fromarray(frame_to_rgb(frame))  # upright, as the scores saw it
             if stream is None:
                 stream = add_video_stream(out, tl.fps, img.width, img.height, crf=23)
                 start = t or 0.0
@@ -162,7 +160,7 @@ def annotate_video(tl: Timeline, out_path: str | os.PathLike) -> Path:
             for packet in stream.encode(av.VideoFrame.from_image(img)):
                 out.mux(packet)
         if stream is None:
-            raise ValueError(f"{tl.video}: no frames to annotate")
+            raise VideoDecodeError(tl.video, "no frames to annotate")
         for packet in stream.encode():
             out.mux(packet)
     os.replace(tmp, out_path)

@@ -112,9 +112,10 @@ def model_source(args: argparse.Namespace) -> tuple[str | None, str | None]:
 
 def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     """``--dtype`` and ``--compile``."""
-    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="float32",
-                   help="autocast dtype of the forward pass: auto is bfloat16 where the CPU/GPU has it natively "
-                        "(AVX512_BF16, AMX, CUDA) and float32 elsewhere (default: float32)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                   help="autocast dtype of the forward pass: auto (the default) is bfloat16 where the CPU or GPU has "
+                        "it natively (AVX512_BF16, AMX, CUDA) and float32 elsewhere, where bfloat16 is emulated and "
+                        "many times slower; float32 gives MMAction2's numerics exactly")
     p.add_argument("--compile", action="store_true",
                    help="run the network under torch.compile with weight freezing (needs a C++ compiler on CPU; "
                         "the first forward compiles, for about 15-30 s)")

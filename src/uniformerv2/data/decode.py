@@ -28,8 +28,17 @@ our frames equal MMAction2's PyAV path. decord (what the UniFormerV2 configs use
 frame sizes; its wheels bundle an older FFmpeg whose conversion of odd-sized 4:2:0 frames differs (a few grey
 levels), and its random access can return shifted frames in open-GOP H.264 (see tests/fixtures/pipeline/README.md).
 
+Rotation: a phone video stores its pixels sideways with a display rotation (the container's display matrix, the
+``rotate`` tag of older files). Frames come out upright, as decord, OpenCV and the ffmpeg command line show them
+(``np.rot90`` by PyAV's ``frame.rotation``, counterclockwise degrees): pixel-identical to ``ffmpeg -i video ...``'s
+autorotated frames. So test views, training clips, ``predict`` and ``timeline`` all see the video as it is shown.
+
+Timestamps: ``reader.times`` is every frame's presentation time in seconds (from the packets' timestamps, so a
+variable-frame-rate video gets its real times), ``reader.fps`` its average frame rate.
+
 A truncated MP4 whose index lists more frames than the file holds, an unreadable file, a file without a video
-stream or without frames raise :class:`VideoDecodeError`.
+stream or without frames raise :class:`VideoDecodeError`, whose message names the
+file: every command reports a bad video the same way.
 """
 from __future__ import annotations
 
@@ -78,11 +87,30 @@ def _check_indices(path: str, indices: Sequence[int], num_frames: int) -> np.nda
     return idx
 
 
+def frame_to_rgb(frame) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` of a PyAV frame, upright (its display rotation applied)."""
+    # For even sizes swscale's unscaled yuv->rgb path gives the same pixels whatever the interpolation flag, and
+    # "POINT" is the fastest way to it; odd sizes go through the scaler, where the flag matters: use PyAV's
+    # default (what MMAction2's frame.to_rgb() uses).
+    if frame.width % 2 == 0 and frame.height % 2 == 0:
+        rgb = frame.reformat(format="rgb24", interpolation="POINT").to_ndarray()
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    quarter_turns = int(round(getattr(frame, "rotation", 0) / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
+
+
 class VideoReader:
-    """An opened video: ``num_frames`` and ``read(indices)``; made by :func:`open_video`."""
+    """An opened video: ``num_frames``, ``fps``, ``times`` and ``read(indices)``; made by :func:`open_video`."""
 
     path: str
     num_frames: int
+    fps: float = 30.0
+
+    @property
+    def times(self) -> np.ndarray:
+        """Presentation time of every frame in seconds, from the first frame's (default: from ``fps``)."""
+        return np.arange(self.num_frames, dtype=np.float64) / self.fps
 
     def read(self, indices: Sequence[int]) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -116,6 +144,9 @@ class PyAVReader(VideoReader):
             stream = container.streams.video[0]
             self.codec_name = stream.codec_context.name
             header_frames = stream.frames
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            self.fps = float(rate) if rate else 30.0
+            time_base = float(stream.time_base) if stream.time_base else None
             is_mp4 = "mp4" in container.format.name or "mov" in container.format.name
             packets = []
             for packet in container.demux(stream):
@@ -132,6 +163,14 @@ class PyAVReader(VideoReader):
                                               f"{len(packets)} are in the file")
         self._packets = packets
         self.num_frames = len(packets)
+        pts = sorted(p.pts for p in packets if p.pts is not None)
+        self._times = None
+        if time_base and len(pts) == len(packets) and len(set(pts)) == len(pts):
+            self._times = (np.asarray(pts, dtype=np.float64) - pts[0]) * time_base
+
+    @property
+    def times(self) -> np.ndarray:
+        return self._times if self._times is not None else super().times
 
     def _open(self):
         av = self._av
@@ -178,12 +217,7 @@ class PyAVReader(VideoReader):
 
     @staticmethod
     def _to_rgb(frame) -> np.ndarray:
-        # For even sizes swscale's unscaled yuv->rgb path gives the same pixels whatever the interpolation flag, and
-        # "POINT" is the fastest way to it; odd sizes go through the scaler, where the flag matters: use PyAV's
-        # default (what MMAction2's frame.to_rgb() uses).
-        if frame.width % 2 == 0 and frame.height % 2 == 0:
-            return frame.reformat(format="rgb24", interpolation="POINT").to_ndarray()
-        return frame.to_ndarray(format="rgb24")
+        return frame_to_rgb(frame)
 
     def _read_by_pts(self, wanted: list[int]) -> Optional[dict[int, np.ndarray]]:
         packets = self._packets
@@ -290,6 +324,7 @@ class DecordReader(VideoReader):
         try:
             self._vr = decord.VideoReader(self.path, num_threads=num_threads)
             self.num_frames = len(self._vr)
+            self.fps = float(self._vr.get_avg_fps() or 30.0)
         except Exception as e:  # decord raises its own DECORDError / RuntimeError
             raise VideoDecodeError(self.path, f"not a readable video ({_reason(e)})") from e
         if self.num_frames <= 0:
@@ -318,6 +353,7 @@ class TorchCodecReader(VideoReader):
         try:
             self._dec = VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC")
             self.num_frames = int(self._dec.metadata.num_frames)
+            self.fps = float(self._dec.metadata.average_fps or 30.0)
         except Exception as e:
             raise VideoDecodeError(self.path, f"not a readable video ({_reason(e)})") from e
         if self.num_frames <= 0:

@@ -8,6 +8,7 @@ the protocol's ``frames``, ``clips``, ``crops`` and ``size``.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -89,6 +90,9 @@ def read_test_views(path: PathLike, protocol: Protocol, *, backend: str = "pyav"
     Raises :class:`VideoDecodeError` for a video that cannot be read.
     """
     with open_video(path, backend) as reader:
+        if reader.num_frames == 1:
+            warnings.warn(f"{path}: a single frame (a still image?): every clip repeats it, so nothing in it moves",
+                          stacklevel=2)
         inds = sample_test_indices(reader.num_frames, protocol)
         unique, inverse = np.unique(inds, return_inverse=True)
         frames = reader.read(unique)

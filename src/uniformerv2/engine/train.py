@@ -31,15 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import atomic_write_text
+from ..atomic import append_line, atomic_write_text
 from ..config import PretrainedCfg
 from ..data import BadSamplesError, check_samples, read_annotation_list, read_label_map
 from ..data.augment import TrainClipsDataset, TrainTransform
-from ..errors import CheckpointError, ConfigError, UsageError
+from ..errors import DownloadError, UsageError
 from ..factory import init_from_clip, model_config
 from ..model import UniFormerV2
 from ..plots import write_curves
-from ..precision import autocast, autocast_dtype
+from ..precision import autocast, autocast_dtype, resolve_dtype
 from ..protocol import Protocol
 from ..zoo import CLIP_CHECKPOINT_URLS
 from . import distributed as D
@@ -84,6 +84,25 @@ def build_model(cfg: TrainConfig) -> UniFormerV2:
     model = UniFormerV2(arch)
     if cfg.grad_checkpoint_blocks:
         model.set_grad_checkpointing(True, int(cfg.grad_checkpoint_blocks))
+    try:
+        _initialise(model, cfg, preset)
+    except DownloadError as e:
+        # the download hint names train's own options: --init takes a local checkpoint, --clip local CLIP weights
+        option = "--clip" if (cfg.init in ("auto", "clip") and preset is not None) else "--init"
+        name = os.path.basename(str(e.url or ""))
+        hint = (f"To work offline, download the file elsewhere and pass its local path ({option} /path/to/{name}), "
+                f"or put it in the cache directory as {e.cache_path}.")
+        raise DownloadError(f"{str(e).splitlines()[0]}\n{hint}", url=e.url, cache_path=e.cache_path) from None
+    if cfg.frozen_backbone:
+        model.freeze_backbone()
+    base = preset.protocol if preset is not None else Protocol(arch.t_size, arch.input_resolution)
+    protocol = base.replace(frames=cfg.frames, size=cfg.size or arch.input_resolution)
+    model.pretrained_cfg = PretrainedCfg(protocol=protocol, preset=preset.name if preset is not None else None)
+    return model.train()
+
+
+def _initialise(model: UniFormerV2, cfg: TrainConfig, preset: Any) -> None:
+    """Load the weights ``cfg.init`` names into ``model`` (see :func:`build_model`)."""
     init = cfg.init
     if init == "auto":
         init = "clip" if preset is not None else cfg.model
@@ -103,12 +122,6 @@ def build_model(cfg: TrainConfig) -> UniFormerV2:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*head keeps its fresh initialisation.*")
             load_checkpoint(model, init, strict=True, replace_head=True, progress=cfg.progress)
-    if cfg.frozen_backbone:
-        model.freeze_backbone()
-    base = preset.protocol if preset is not None else Protocol(arch.t_size, arch.input_resolution)
-    protocol = base.replace(frames=cfg.frames, size=cfg.size or arch.input_resolution)
-    model.pretrained_cfg = PretrainedCfg(protocol=protocol, preset=preset.name if preset is not None else None)
-    return model.train()
 
 
 def _architecture(cfg: TrainConfig) -> tuple[Any, Any]:
@@ -140,8 +153,7 @@ class _JsonLog:
 
     def write(self, rec: dict[str, Any]) -> None:
         if self.enabled:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            append_line(self.path, json.dumps(rec))
 
 
 class Trainer:
@@ -201,8 +213,9 @@ class Trainer:
         cfg = self.cfg
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
-        self.amp_dtype = autocast_dtype(cfg.dtype)  # checked before anything is loaded
+        autocast_dtype(cfg.dtype)  # a bad name is reported before anything is loaded
         self.device = D.init_distributed(cfg.device)
+        self.amp_dtype = resolve_dtype(cfg.dtype, self.device)
         self.rank, self.world_size = D.get_rank(), D.get_world_size()
         self.work_dir = Path(cfg.work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
