@@ -348,3 +348,20 @@ def test_every_out_of_range_label_is_reported_with_its_line(labelled, tmp_path, 
     err = capsys.readouterr().err
     assert rc == 1 and "2 labels outside the model's 5 classes" in err
     assert "line 1: label 7" in err and "line 3: label 9" in err
+
+
+def test_test_notices_labels_in_another_order_than_the_models_classes(labelled, tmp_path, capsys):
+    good = [line for line in labelled["lines"] if "corrupt" not in line and "empty" not in line]
+    samples = [type(s)(s.path, None) for s in _samples(labelled) if "corrupt" not in s.path and "empty" not in s.path]
+    predicted = evaluate(labelled["model"], samples, PROTOCOL, progress=False, device="cpu").predictions.tolist()
+    permutation = [3, 4, 0, 1, 2]  # what a list written in another class order looks like
+    permuted = tmp_path / "permuted.txt"
+    permuted.write_text("".join(f"{line.split()[0]} {permutation[p]}\n" for line, p in zip(good, predicted)))
+    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(permuted), "--data-root",
+               str(labelled["root"]), "--workers", "0", "--no-progress", "--views", "2x3", "--frames", "4",
+               "--dtype", "float32"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "acc/top1: 0.0000" in out
+    assert "would give 1.000" in err and "--labels" in err
+    for p in set(predicted):
+        assert f"label {permutation[p]} ('{permutation[p]}') looks like the model's class {p} ('{p}')" in err

@@ -83,3 +83,29 @@ def test_the_offline_hint_names_trains_own_options(tmp_path, videos, server, cac
                                                for k, v in TINY_TRAIN.items()), *extra])
     err = capsys.readouterr().err
     assert rc == 1 and f"{option} /path/to/weights_20230313-abcdef12.pth" in err and "--checkpoint" not in err
+
+
+def test_fine_tuning_on_class_folders_names_the_classes_for_predict(tmp_path, videos, capsys):
+    from uniformerv2.cli import main
+    rc = main(["train", "--model", PRESET, "--init", "none", "--folder", str(videos), "--val-split", "0.25",
+               "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--frames", "4", "--size", "16",
+               "--short-side", "16", "--workers", "0", "--work-dir", str(tmp_path / "w"), "--device", "cpu",
+               "--no-progress", "--set", *(f"{k}={list(v) if isinstance(v, tuple) else v}".replace(" ", "")
+                                             for k, v in TINY_TRAIN.items())])
+    assert rc == 0, capsys.readouterr().err
+    saved = json.loads((tmp_path / "w" / "train_config.json").read_text())
+    assert saved["train_videos"] == 6 and saved["val_videos"] == 2  # 4 per class, a quarter of each held out
+    capsys.readouterr()
+    assert main(["predict", str(videos / "c1" / "0.mp4"), "--checkpoint", str(tmp_path / "w" / "model.safetensors"),
+                 "--json"]) == 0
+    labels = {p["label"] for p in json.loads(capsys.readouterr().out)["results"][0]["predictions"]}
+    assert labels == {"c0", "c1"}
+
+
+def test_the_stratified_split_keeps_every_class_and_is_seeded():
+    from uniformerv2.data import VideoSample
+    from uniformerv2.engine.train import stratified_split
+    samples = [VideoSample(f"{c}/{i}.mp4", c) for c in range(3) for i in range(10)]
+    train, val = stratified_split(samples, 0.2, seed=5)
+    assert sorted(s.label for s in val) == [0, 0, 1, 1, 2, 2] and len(train) == 24
+    assert stratified_split(samples, 0.2, seed=5) == (train, val) != stratified_split(samples, 0.2, seed=6)

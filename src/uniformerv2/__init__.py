@@ -10,7 +10,8 @@ from ._version import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import PretrainedCfg, UniFormerV2Config
 from .errors import CheckpointError, UniFormerV2Error
-from .factory import convert, count_flops, count_parameters, create_model, init_from_clip, model_info
+from .factory import (convert, count_flops, count_parameters, create_model, from_pretrained, init_from_clip,
+                      model_info)
 from .inference import VideoClassifier
 from .model import UniFormerV2
 from .protocol import Protocol
@@ -29,6 +30,7 @@ __all__ = [
     "count_flops",
     "count_parameters",
     "create_model",
+    "from_pretrained",
     "get_preset",
     "init_from_clip",
     "list_models",

@@ -24,7 +24,7 @@ import warnings
 import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -33,8 +33,10 @@ from ._version import __version__
 from .atomic import atomic_write
 from .config import PretrainedCfg, UniFormerV2Config
 from .errors import CheckpointError, ConfigError
-from .model import UniFormerV2
 from .protocol import Protocol
+
+if TYPE_CHECKING:  # annotations only: the network does not depend on its file formats
+    from .model import UniFormerV2
 
 __all__ = [
     "CheckpointError",
@@ -50,11 +52,14 @@ __all__ = [
     "head_size",
     "k710_channel_map",
     "config_from_metadata",
+    "resample_pos_embed",
+    "save_pretrained",
     "pretrained_cfg_from_metadata",
 ]
 
 FORMAT_NAME = "uniformerv2"
 SAFETENSORS_SUFFIXES = (".safetensors", ".st")
+PRETRAINED_WEIGHTS, PRETRAINED_CONFIG, MODEL_CARD = "model.safetensors", "config.json", "README.md"
 
 # --------------------------------------------------------------------------------------------- reading files
 
@@ -137,7 +142,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[st
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
     if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+        if (path / PRETRAINED_WEIGHTS).is_file():  # a save_pretrained directory
+            return read_checkpoint(path / PRETRAINED_WEIGHTS)
+        raise CheckpointError(f"{path}: is a directory without {PRETRAINED_WEIGHTS}, not a checkpoint")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     if _is_safetensors(path):
@@ -231,6 +238,31 @@ def from_uniformerv2(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Te
 
 
 # --------------------------------------------------------------------------------------------------- CLIP
+
+def resample_pos_embed(pos_embed: Tensor, grid: int) -> Tensor:
+    """Absolute position embedding ``[1 + g*g, C]`` -> ``[1 + grid*grid, C]`` for another input size: the class
+    token's row kept, the patch grid resampled bicubically (``align_corners=False``), as timm's
+    ``resample_abs_pos_embed`` does (antialiased when it shrinks)."""
+    n, c = pos_embed.shape
+    old = int(round((n - 1) ** 0.5))
+    if old * old != n - 1:
+        raise CheckpointError(f"the position embedding has {n - 1} patch rows, not a square grid")
+    if old == grid:
+        return pos_embed
+    patches = pos_embed[1:].reshape(1, old, old, c).permute(0, 3, 1, 2).float()  # [1, C, g, g]
+    patches = torch.nn.functional.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False,
+                                              antialias=grid < old)
+    patches = patches.permute(0, 2, 3, 1).reshape(grid * grid, c).to(pos_embed.dtype)  # [grid*grid, C]
+    return torch.cat([pos_embed[:1], patches])
+
+
+def _fit_pos_embed(sd: dict[str, Tensor], own: Mapping[str, Tensor]) -> None:
+    """A checkpoint trained at another input size: resample its position embedding to the model's grid."""
+    key = "backbone.positional_embedding"
+    if key in sd and key in own and sd[key].ndim == 2 and sd[key].shape != own[key].shape \
+            and sd[key].shape[1] == own[key].shape[1]:
+        sd[key] = resample_pos_embed(sd[key], int(round((own[key].shape[0] - 1) ** 0.5)))
+
 
 def _inflate(weight_2d: Tensor, time_dim: int) -> Tensor:
     """2D patch kernel [C, 3, p, p] -> 3D [C, 3, T, p, p]: the 2D kernel at the temporal centre, zeros elsewhere."""
@@ -373,6 +405,7 @@ def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metada
         conv = sd["backbone.conv1.weight"]
         if conv.ndim == 4:
             sd["backbone.conv1.weight"] = _inflate(conv, own["backbone.conv1.weight"].shape[2])
+        _fit_pos_embed(sd, own)
         _check_shapes(sd, own)
         model.load_state_dict(sd, strict=False)
         return {"format": fmt, "loaded": sorted(sd), "skipped": []}
@@ -391,6 +424,7 @@ def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metada
                 sd.pop(k, None)
             warnings.warn(f"the checkpoint's head has {head.shape[0]} classes and the model {want}: "
                           "the head keeps its fresh initialisation", stacklevel=3)
+    _fit_pos_embed(sd, own)
     _check_shapes(sd, own)
     missing = [k for k in own if k not in sd and k not in skipped and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in sd if k not in own]
@@ -518,3 +552,60 @@ def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.Pa
     else:
         raise CheckpointError(f"unknown checkpoint format {fmt!r}; choose one of uniformerv2, mmaction2, pyth")
     return path
+
+
+# ------------------------------------------------------------------------------ Hugging Face-style directories
+
+def save_pretrained(model: UniFormerV2, directory: str | os.PathLike, *,
+                    metrics: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` as a Hugging Face-style directory: ``model.safetensors`` (our format, self-describing),
+    ``config.json`` (architecture, ``id2label``, test protocol, input normalisation, the preset) and a model card
+    ``README.md`` stating them and any ``metrics`` measured with ``test``. Each file is written atomically."""
+    from .data.transforms import MEAN, STD
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    pretrained: PretrainedCfg = model.pretrained_cfg
+    save_checkpoint(model, directory / PRETRAINED_WEIGHTS)
+    names = list(pretrained.class_names) if pretrained.class_names else None
+    config = {
+        "architectures": ["UniFormerV2"], "format": FORMAT_NAME, "uniformerv2_version": __version__,
+        "preset": pretrained.preset, "config": model.cfg.to_dict(), "num_labels": model.num_classes,
+        "id2label": {str(i): n for i, n in enumerate(names)} if names else None,
+        "label2id": {n: i for i, n in enumerate(names)} if names else None,
+        "protocol": pretrained.protocol.to_dict(),
+        "normalization": {"mean": [MEAN] * 3, "std": [STD] * 3, "input": "RGB uint8 frames, (x - mean) / std"},
+        "metrics": dict(metrics) if metrics else None,
+    }
+    atomic_write(directory / PRETRAINED_CONFIG,
+                 lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8"))
+    card = _model_card(model, names, metrics)
+    atomic_write(directory / MODEL_CARD, lambda tmp: Path(tmp).write_text(card, encoding="utf-8"))
+    return directory
+
+
+def _model_card(model: UniFormerV2, names: list[str] | None, metrics: Mapping[str, Any] | None) -> str:
+    cfg, pretrained = model.cfg, model.pretrained_cfg
+    p = pretrained.protocol
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "") if names else \
+        "unnamed"
+    lines = [
+        "---", "library_name: uniformerv2", "tags: [video-classification, action-recognition, uniformerv2]", "---",
+        "", f"# UniFormerV2{' (' + pretrained.preset + ')' if pretrained.preset else ''}", "",
+        "A UniFormerV2 video classifier (Li et al., arXiv 2211.09552) saved with `uniformerv2`.", "",
+        "## Architecture", "",
+        f"CLIP ViT with {cfg.layers} local UniBlocks of width {cfg.width} ({cfg.heads} heads, patch {cfg.patch_size}, "
+        f"input {cfg.input_resolution} px), {cfg.n_layers} global UniBlocks reading blocks "
+        f"{list(cfg.return_list)}, local MHRA {'off' if cfg.no_lmhra else 'on'}, "
+        f"{'no fusion (frozen)' if cfg.frozen else 'learned fusion'}; {model.num_classes} classes.", "",
+        "## Classes", "", shown, "",
+        "## Test protocol", "", f"{p.describe()}; the softmax is averaged over the {p.views} views. Frames are RGB, "
+        "normalised as (x - 114.75) / 57.375.", "",
+        "## Use", "", "```python", "import uniformerv2",
+        "clf = uniformerv2.VideoClassifier.from_pretrained(\"path/to/this/folder\")",
+        "clf.predict(\"video.mp4\")", "```", "",
+    ]
+    if metrics:
+        lines += ["## Measured accuracy", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -14,13 +14,13 @@ from .checkpoint import (head_size, k710_channel_map, load_checkpoint, load_stat
                          read_checkpoint, save_checkpoint, config_from_metadata)
 from .config import PretrainedCfg, UniFormerV2Config
 from .errors import CheckpointError, UnknownModelError, UsageError
-from .hub import is_url, resolve
+from .hub import HF_HUB_PREFIX, is_url, resolve, snapshot
 from .model import UniFormerV2
 from .protocol import Protocol
 from .zoo import CLIP_CHECKPOINT_URLS, Preset, get_preset
 
-__all__ = ["create_model", "model_config", "convert", "count_parameters", "count_flops", "model_info", "init_from_clip",
-           "resolve_class_names"]
+__all__ = ["create_model", "from_pretrained", "model_config", "apply_labels", "convert", "count_parameters", "count_flops", "model_info",
+           "init_from_clip", "known_class_names"]
 
 _LIST_FIELDS = ("return_list", "mlp_dropout")
 _GRAD_CHECKPOINT_KEYS = ("use_checkpoint", "checkpoint_num")
@@ -31,24 +31,21 @@ def _preset_or_file(name: str | os.PathLike | None, checkpoint: str | os.PathLik
     """A model may be named by a preset, or by one of our self-describing checkpoint files in its place."""
     if name is None:
         return None, checkpoint
+    if str(name).startswith(HF_HUB_PREFIX):
+        return None, snapshot(str(name))
     try:
         return get_preset(str(name)), checkpoint
     except UnknownModelError:
-        if checkpoint is None and (os.path.isfile(name) or is_url(str(name))):
+        if checkpoint is None and (os.path.exists(name) or is_url(str(name))):
             return None, name
         raise
 
 
-def resolve_class_names(labels: str | os.PathLike | None, num_classes: int, *, checkpoint_names: list[str] | None,
-                        preset: Preset | None) -> tuple[tuple[str, ...] | None, str | None]:
-    """The class names of a model and where they come from: ``labels`` (a file or shipped map; its length must
-    match), else the names its checkpoint records, else its preset's label map, each only where its length fits."""
+def known_class_names(num_classes: int, *, checkpoint_names: list[str] | None,
+                      preset: Preset | None) -> tuple[tuple[str, ...] | None, str | None]:
+    """The class names a model comes with and where from: those its checkpoint records, else its preset's label
+    map, each only where its length fits the head."""
     from .data.labels import read_label_map
-    if labels is not None:
-        names = read_label_map(labels)
-        if len(names) != num_classes:
-            raise UsageError(f"--labels {labels}: {len(names)} class names but the model has {num_classes} classes")
-        return tuple(names), str(labels)
     candidates = [(checkpoint_names, "the checkpoint's class names")]
     if preset is not None and preset.label_map:
         candidates.append((read_label_map(preset.label_map), f"label map {preset.label_map!r}"))
@@ -58,9 +55,38 @@ def resolve_class_names(labels: str | os.PathLike | None, num_classes: int, *, c
     return None, None
 
 
+def apply_labels(model: UniFormerV2, labels: str | os.PathLike | Sequence[str]) -> UniFormerV2:
+    """Make ``model`` score exactly the classes ``labels`` names (a label-map file, a shipped map such as 'k400', or
+    a list), in that order, by name: the head keeps the matching rows; nothing is trained.
+
+    A model that names its classes (its checkpoint or preset does) is matched by name -- exactly, through the
+    Kinetics-710 channel maps for a 710-class model, then ignoring case and punctuation -- so a list in another
+    order is applied by name, never by position. A model without names takes a list of its own length as is.
+    """
+    from .data.labels import kinetics710_aliases, match_class_names, read_label_map
+    if isinstance(labels, (str, os.PathLike)):
+        wanted, source = read_label_map(labels), f"--labels {labels}"
+    else:
+        wanted, source = [str(n) for n in labels], "labels"
+    pretrained = model.pretrained_cfg
+    known = pretrained.class_names
+    if known is None:
+        if len(wanted) != model.num_classes:
+            raise UsageError(f"{source}: {len(wanted)} class names, but the model has {model.num_classes} classes "
+                             "and names none of them, so they cannot be matched by name")
+    else:
+        aliases = kinetics710_aliases() if len(known) == 710 else None
+        rows = match_class_names(wanted, known, source=source, aliases=aliases)
+        if rows != list(range(len(known))):
+            model.select_classes(rows)
+    model.pretrained_cfg = pretrained.replace(class_names=tuple(wanted), class_names_source=source)
+    return model
+
+
 def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = False,
                  checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
-                 labels: str | os.PathLike | None = None, progress: bool = True, **overrides: Any) -> UniFormerV2:
+                 labels: str | os.PathLike | Sequence[str] | None = None, progress: bool = True,
+                 **overrides: Any) -> UniFormerV2:
     """Build a UniFormerV2 the way timm's ``create_model`` does.
 
     ``name`` is a preset (see :func:`uniformerv2.list_models`), or one of our safetensors files, which carry their
@@ -69,7 +95,8 @@ def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = Fa
     ``.pyth``, CLIP weights, our ``.safetensors``). ``overrides`` use MMAction2's backbone argument names (and the
     original code's ``use_checkpoint``/``checkpoint_num``, which turn on gradient checkpointing). With no
     ``num_classes``, a checkpoint's own head size wins over the preset's; with one, only the classifier head may
-    differ from the checkpoint. ``labels`` names the classes (a file or shipped map).
+    differ from the checkpoint. ``labels`` (a file, a shipped map or a list of names) makes the model score exactly
+    those classes, in that order, matched by name (see :func:`apply_labels`).
 
     The model comes back in eval mode when weights were loaded, with ``model.pretrained_cfg`` saying which preset
     and checkpoint it is, its test protocol and its class names. The checkpoint file is read once.
@@ -115,16 +142,17 @@ def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = Fa
         model.eval()
 
     protocol, checkpoint_names = pretrained_cfg_from_metadata(metadata, model.cfg)
-    if preset is not None:  # crops are the model's input size, which architecture overrides may have changed
-        protocol = preset.protocol.replace(size=int(model.cfg.input_resolution))
+    if preset is not None:
+        protocol = preset.protocol
     elif protocol is None:
         protocol = Protocol(int(model.cfg.t_size), int(model.cfg.input_resolution))
-    names, names_source = resolve_class_names(labels, model.num_classes, checkpoint_names=checkpoint_names,
-                                              preset=preset)
+    # crops are the model's input size, which an override (input_resolution=R) may have changed
+    protocol = protocol.replace(size=int(model.cfg.input_resolution))
+    names, names_source = known_class_names(model.num_classes, checkpoint_names=checkpoint_names, preset=preset)
     model.pretrained_cfg = PretrainedCfg(protocol=protocol, preset=preset.name if preset else metadata.get("preset"),
                                          checkpoint=None if source is None else str(source), class_names=names,
                                          class_names_source=names_source)
-    return model
+    return apply_labels(model, labels) if labels is not None else model
 
 
 def model_config(name: str | os.PathLike, **overrides: Any) -> tuple[UniFormerV2Config, Preset | None]:
@@ -147,18 +175,29 @@ def model_config(name: str | os.PathLike, **overrides: Any) -> tuple[UniFormerV2
     return (cfg.replace(**overrides) if overrides else cfg), preset
 
 
+def from_pretrained(name: str | os.PathLike, **kwargs: Any) -> UniFormerV2:
+    """A model from a :meth:`~uniformerv2.UniFormerV2.save_pretrained` directory, ``hf-hub:ORG/NAME`` on the Hugging
+    Face Hub, one of our checkpoint files, or a preset with its published weights; ``kwargs`` as create_model's."""
+    preset, _ = _preset_or_file(name, None) if not str(name).startswith(HF_HUB_PREFIX) else (None, None)
+    return create_model(name, pretrained=preset is not None, **kwargs)
+
+
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | None = None,
             fmt: str | None = None, **overrides: Any) -> Path:
     """Convert a checkpoint to another format, checking that it loads into the named architecture.
 
     ``model`` names the preset whose architecture the checkpoint has (not needed for our own files).
-    ``fmt`` defaults from the destination suffix: ``.safetensors`` -> ours, ``.pyth`` -> original, else MMAction2.
+    ``fmt`` defaults from the destination: a folder (or a name without a suffix) -> a save_pretrained directory,
+    ``.safetensors`` -> ours, ``.pyth`` -> original, else MMAction2.
     With ``num_classes`` only the classifier head may differ; every other missing or unexpected key is an error.
     """
     dst = Path(dst)
     if fmt is None:
-        fmt = {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
+        fmt = "pretrained" if dst.is_dir() or not dst.suffix else \
+            {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
     net = create_model(model, checkpoint=src, **overrides)
+    if fmt == "pretrained":
+        return Path(net.save_pretrained(str(dst)))
     return save_checkpoint(net, dst, fmt=fmt)
 
 

@@ -39,7 +39,11 @@ __all__ = [
     "LocalMHRA",
     "PatchEmbed",
     "ConfigError",
+    "FEATURE_KINDS",
 ]
+
+# What ``UniFormerV2.forward_features(x, kind=...)`` can return (see its docstring); "pooled" is the default.
+FEATURE_KINDS = ("pooled", "video-token", "frame-cls", "patch-mean", "logits", "probs")
 
 
 class QuickGELU(nn.Module):
@@ -304,8 +308,8 @@ class UniFormerV2Backbone(nn.Module):
         self.ln_pre = nn.LayerNorm(width)
         self.transformer = Transformer(cfg)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: normalised video [N, 3, T, H, W] -> feature [N, n_dim]."""
+    def forward(self, x: Tensor, kind: str = "pooled") -> Tensor:
+        """x: normalised video [N, 3, T, H, W] -> feature [N, n_dim] (``kind``: see ``Transformer.forward``)."""
         x = self.conv1(x)  # [N, C, T', h, w] (bf16 under bf16 autocast)
         n, c, t, h, w = x.shape
         # The residual stream keeps the parameters' dtype: under autocast only the GEMMs, convolutions and
@@ -314,7 +318,7 @@ class UniFormerV2Backbone(nn.Module):
         cls_tok = self.class_embedding.expand(x.shape[0], 1, c)
         x = torch.cat([cls_tok, x], dim=1) + self.positional_embedding  # [N*T', 1+h*w, C]
         x = self.ln_pre(x)
-        return self.transformer(x, n, t)
+        return self.transformer(x, n, t, kind)
 
 
 class Transformer(nn.Module):
@@ -350,8 +354,11 @@ class Transformer(nn.Module):
         y = torch.cat([x[:, :1], x[:, 1:] + pos], dim=1)  # the class tokens get no position encoding
         return y.view(n, t * length, c)
 
-    def forward(self, x: Tensor, n: int, t: int) -> Tensor:
-        """x: [N*T, 1+h*w, C] -> fused clip feature [N, C]."""
+    def forward(self, x: Tensor, n: int, t: int, kind: str = "pooled") -> Tensor:
+        """x: [N*T, 1+h*w, C] -> fused clip feature [N, C] (``kind="pooled"``), the video token before the fusion
+        [N, C] (``"video-token"``), or from the last local block the frames' class tokens [N, T, C]
+        (``"frame-cls"``) or their patch tokens averaged over space [N, T, C] (``"patch-mean"``)."""
+        local_only = kind in ("frame-cls", "patch-mean")  # the global blocks are not needed for these
         video_tok = self.temporal_cls_token.expand(n, 1, -1)
         j = 0
         for i, block in enumerate(self.resblocks):
@@ -359,10 +366,16 @@ class Transformer(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(block, x, t, use_reentrant=False)
             else:
                 x = block(x, t)
-            if i in self.return_list:
+            if i in self.return_list and not local_only:
                 video_tok = self.dec[j](video_tok, self._global_input(x, j, n, t))
                 j += 1
+        if kind == "frame-cls":
+            return x[:, 0].reshape(n, t, -1)
+        if kind == "patch-mean":
+            return x[:, 1:].mean(1).reshape(n, t, -1)
         video_tok = video_tok[:, 0]  # [N, C]
+        if kind == "video-token":
+            return video_tok
         if self.frozen:
             return self.norm(video_tok)
         weight = torch.sigmoid(self.balance)
@@ -423,6 +436,33 @@ class UniFormerV2(nn.Module):
         if not x.is_floating_point():
             raise ValueError(f"expected a normalised float video, got dtype {x.dtype}")
 
+    def save_pretrained(self, directory: str, *, metrics: dict[str, Any] | None = None) -> str:
+        """A Hugging Face-style directory: ``config.json``, ``model.safetensors`` and a model card ``README.md``
+        (see :func:`uniformerv2.checkpoint.save_pretrained`); load it with ``uniformerv2.from_pretrained``."""
+        from .checkpoint import save_pretrained
+        return str(save_pretrained(self, directory, metrics=metrics))
+
+    def push_to_hub(self, repo_id: str, *, metrics: dict[str, Any] | None = None, private: bool = False,
+                    token: str | None = None) -> str:
+        """Upload :meth:`save_pretrained`'s directory to the Hugging Face Hub (needs ``huggingface_hub``)."""
+        import tempfile
+
+        from .hub import upload_folder
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp, metrics=metrics)
+            return upload_folder(tmp, repo_id, private=private, token=token)
+
+    def select_classes(self, rows: list[int]) -> None:
+        """Keep only the output classes ``rows``, in that order: the head's rows are taken, nothing is trained."""
+        fc = self.cls_head.fc_cls
+        index = torch.as_tensor(rows, dtype=torch.long, device=fc.weight.device)
+        head = nn.Linear(fc.in_features, len(rows), device=fc.weight.device, dtype=fc.weight.dtype)
+        with torch.no_grad():
+            head.weight.copy_(fc.weight.index_select(0, index))
+            head.bias.copy_(fc.bias.index_select(0, index))
+        self.cls_head.fc_cls = head
+        self.cfg = self.cfg.replace(num_classes=len(rows))
+
     def set_grad_checkpointing(self, enable: bool = True, blocks: int | None = None) -> None:
         """Recompute the activations of the first ``blocks`` local blocks (default: all) in the backward pass."""
         n = len(self.backbone.transformer.resblocks)
@@ -443,10 +483,22 @@ class UniFormerV2(nn.Module):
             names.add("backbone.transformer.balance")
         return names
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Normalised video [N, 3, T, H, W] -> clip feature [N, n_dim]."""
+    def forward_features(self, x: Tensor, kind: str = "pooled") -> Tensor:
+        """Normalised video [N, 3, T, H, W] -> clip feature [N, n_dim], the fused feature the head sees.
+
+        ``kind`` (one of :data:`FEATURE_KINDS`) picks another output: ``"video-token"`` [N, n_dim], the last
+        global block's video token before the fusion; ``"frame-cls"`` [N, T', width], each frame's class token
+        after the last local block; ``"patch-mean"`` [N, T', width], that block's patch tokens averaged over
+        space; ``"logits"`` [N, num_classes]; ``"probs"``, their softmax (float32). T' is the temporal token count:
+        T, or T / 2 for a model that downsamples time.
+        """
+        if kind not in FEATURE_KINDS:
+            raise ValueError(f"unknown feature kind {kind!r}; choose one of {', '.join(FEATURE_KINDS)}")
         self.check_input(x)
-        return self.backbone(x)
+        if kind in ("logits", "probs"):
+            logits = self.forward_head(self.backbone(x))
+            return logits if kind == "logits" else logits.float().softmax(-1)
+        return self.backbone(x, kind)
 
     def forward_head(self, features: Tensor) -> Tensor:
         """Clip feature [N, n_dim] -> logits [N, num_classes]."""

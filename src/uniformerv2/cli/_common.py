@@ -18,7 +18,7 @@ from ..errors import UsageError
 
 __all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_PARTIAL", "parse_overrides", "normalize_argv", "command",
            "add_model_arguments", "model_source", "add_speed_arguments", "add_labels_argument",
-           "add_workers_argument", "add_set_argument", "add_dataclass_arguments", "positive_int", "seconds",
+           "add_workers_argument", "add_set_argument", "add_size_argument", "model_overrides", "add_dataclass_arguments", "positive_int", "seconds",
            "views", "alias", "warn", "exit_status"]
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
@@ -235,4 +235,17 @@ def build_classifier(args: argparse.Namespace, views: tuple[int, int] | None) ->
     return VideoClassifier.from_pretrained(name, checkpoint=checkpoint if model is not None else None,
                                            labels=args.labels, views=views, frames=args.frames,
                                            device=args.device, dtype=args.dtype, compile=args.compile,
-                                           **parse_overrides(args.set))
+                                           **model_overrides(args))
+
+
+def add_size_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", type=positive_int, help="input size in pixels (default: the model's): a checkpoint "
+                                                     "trained at another size gets its position embedding resampled")
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` overrides, with ``--size`` as the input resolution."""
+    overrides = parse_overrides(getattr(args, "set", None))
+    if getattr(args, "size", None):
+        overrides["input_resolution"] = args.size
+    return overrides

@@ -7,9 +7,9 @@ from typing import Any
 from ._common import EXIT_OK, add_set_argument, command, parse_overrides
 
 EXAMPLES = [
+    "uniformerv2 convert work_dirs/run/model.safetensors my-model/ --metrics report/test_metrics.json",
     "uniformerv2 convert k400_k710_uniformerv2_b16_8x224.pyth k400_b16.safetensors --model "
     "k400_k710_uniformerv2_b16_8x224",
-    "uniformerv2 convert model.safetensors model_mmaction2.pth",
     "uniformerv2 convert k710.pth k400.safetensors --model uniformerv2-base-p16-res224_clip-pre_u8_kinetics710-rgb "
     "--num-classes 400",
 ]
@@ -20,12 +20,15 @@ def register(sub: Any) -> None:
                                      "ours .safetensors)", examples=EXAMPLES)
     p.add_argument("src", help="source checkpoint file or URL")
     p.add_argument("dst", help="destination: .safetensors (ours, with the architecture), .pth (MMAction2), "
-                               ".pyth (original)")
+                               ".pyth (original), or a folder: a Hugging Face-style directory (config.json, "
+                               "model.safetensors, a model card README.md)")
     p.add_argument("--model", help="preset the source belongs to (not needed for our .safetensors files)")
-    p.add_argument("--format", choices=["uniformerv2", "mmaction2", "pyth"],
+    p.add_argument("--format", choices=["uniformerv2", "mmaction2", "pyth", "pretrained"],
                    help="the destination format (default: from its suffix)")
     p.add_argument("--num-classes", type=int, help="a new classifier head of this many classes (only the head "
                                                    "may then differ from the source)")
+    p.add_argument("--metrics", metavar="FILE", help="with a folder destination: a `test --out-dir` *_metrics.json "
+                                                     "whose accuracy the model card states")
     add_set_argument(p)
     p.set_defaults(func=run)
 
@@ -35,6 +38,18 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if args.num_classes is not None:
         overrides["num_classes"] = args.num_classes
+    if args.metrics:
+        import json
+
+        from ..errors import UsageError
+        from ..factory import create_model
+        try:
+            metrics = json.loads(open(args.metrics, encoding="utf-8").read()).get("metrics") or {}
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--metrics {args.metrics}: not a readable metrics JSON ({e})") from None
+        net = create_model(args.model, checkpoint=args.src, **overrides)
+        print(f"wrote {net.save_pretrained(args.dst, metrics=metrics)}")
+        return EXIT_OK
     out = convert(args.src, args.dst, model=args.model, fmt=args.format, **overrides)
     print(f"wrote {out}")
     return EXIT_OK

@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import (EXIT_ERROR, EXIT_OK, add_model_arguments, add_set_argument, command, model_source,
-                      parse_overrides, positive_int)
+from ._common import (EXIT_ERROR, EXIT_OK, add_model_arguments, add_set_argument, add_size_argument, command,
+                      model_overrides, model_source, positive_int)
 
 EXAMPLES = [
     "uniformerv2 export --checkpoint work_dirs/run/model.safetensors -o model.onnx",
@@ -23,6 +23,7 @@ def register(sub: Any) -> None:
                    help="onnx (default) or a torch.export ExportedProgram (.pt2)")
     p.add_argument("--output", "-o", help="output file (default: NAME.onnx / NAME.pt2)")
     p.add_argument("--frames", type=positive_int, help="frames per clip (default: the model's)")
+    add_size_argument(p)
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
     add_set_argument(p)
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..export import export_onnx, export_program, onnxruntime_max_abs_diff
     from ..factory import create_model
     name, checkpoint = model_source(args)
-    model = create_model(name, checkpoint=checkpoint, **parse_overrides(args.set))
+    model = create_model(name, checkpoint=checkpoint, **model_overrides(args))
     suffix = ".onnx" if args.format == "onnx" else ".pt2"
     out = Path(args.output or (Path(str(name)).name if name else Path(checkpoint).stem) + suffix)
     frames = args.frames or model.pretrained_cfg.protocol.frames

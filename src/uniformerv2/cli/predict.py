@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from ._common import (add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
+from ._common import (add_size_argument, add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
                       build_classifier, command, exit_status, positive_int, views)
 
 EXAMPLES = [
@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--views", type=views, metavar="CLIPSxCROPS", help="e.g. 4x3 (default: the model's protocol)")
     p.add_argument("--frames", type=positive_int, help="frames per clip (default: the model's protocol)")
     add_labels_argument(p)
+    add_size_argument(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     add_speed_arguments(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")

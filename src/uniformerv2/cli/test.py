@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from ._common import (add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
-                      add_workers_argument, command, exit_status, model_source, parse_overrides, positive_int,
+from ._common import (add_size_argument, model_overrides, add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
+                      add_workers_argument, command, exit_status, model_source, positive_int,
                       views, warn)
 
 EXAMPLES = [
@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
     src.add_argument("--folder", help="a directory with one sub-directory of videos per class")
     p.add_argument("--views", type=views, metavar="CLIPSxCROPS", help="e.g. 4x3 (default: the model's protocol)")
     p.add_argument("--frames", type=positive_int, help="frames per clip (default: the model's protocol)")
-    p.add_argument("--size", type=positive_int, help="crop size in pixels (default: the model's protocol)")
+    add_size_argument(p)
     p.add_argument("--sampling", choices=["mmaction2", "original"], help="frame sampling (default: the model's)")
     add_labels_argument(p)
     p.add_argument("--labelled-only", action="store_true",
@@ -52,27 +52,35 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _samples(args: argparse.Namespace, class_names: list[str] | None) -> tuple[list[Any], list[str] | None, str]:
+def _samples(args: argparse.Namespace) -> tuple[list[Any], list[str] | None, str]:
+    """The videos, the class folders' names (None for a list), and where they came from."""
     from ..data import read_annotation_list, scan_class_folders
     from ..errors import UsageError
     if bool(args.ann_file) == bool(args.folder):
         raise UsageError("give the videos as --ann-file FILE [--data-root DIR] or as --folder DIR")
     if args.ann_file:
-        return list(read_annotation_list(args.ann_file, args.data_root or "")), class_names, args.ann_file
+        return list(read_annotation_list(args.ann_file, args.data_root or "")), None, args.ann_file
     samples, classes = scan_class_folders(args.folder)
+    return list(samples), list(classes), args.folder
+
+
+def _label_folders(samples: list[Any], folders: list[str], class_names: list[str] | None,
+                   source: str) -> tuple[list[Any], list[str]]:
+    """Class folders labelled by the model's class of the same name; folders 0..N-1 when the model names none."""
+    from ..errors import UsageError
     if class_names is None:
-        return list(samples), list(classes), args.folder
+        return samples, folders
     index = {name: i for i, name in enumerate(class_names)}
-    missing = [c for c in classes if c not in index]
+    missing = [c for c in folders if c not in index]
     if missing:
-        if len(classes) <= len(class_names):
-            warn("test", f"class folders {missing[:3]} are not in the label map; labelling the folders 0..N-1 in "
-                         "sorted order")
-            return list(samples), class_names, args.folder
-        raise UsageError(f"--folder {args.folder}: {len(classes)} class folders but the model has "
-                         f"{len(class_names)} classes, and folders {missing[:3]} are not class names")
-    remap = [index[c] for c in classes]
-    return [type(s)(s.path, None if s.label is None else remap[s.label]) for s in samples], class_names, args.folder
+        if len(folders) <= len(class_names):
+            warn("test", f"class folders {missing[:3]} are not the model's class names; labelling the folders "
+                         "0..N-1 in sorted order")
+            return samples, class_names
+        raise UsageError(f"--folder {source}: {len(folders)} class folders but the model has {len(class_names)} "
+                         f"classes, and folders {missing[:3]} are not class names")
+    remap = [index[c] for c in folders]
+    return [type(s)(s.path, None if s.label is None else remap[s.label]) for s in samples], class_names
 
 
 def _check_labels(samples: list[Any], source: str, num_classes: int, labelled_only: bool) -> list[Any]:
@@ -99,6 +107,21 @@ def _check_labels(samples: list[Any], source: str, num_classes: int, labelled_on
     return samples
 
 
+def _warn_if_permuted(result: Any, shown: int = 5) -> None:
+    """Low top-1 that a reordering of the classes would make high: the list's label order is not the model's."""
+    from ..engine.metrics import best_label_mapping
+    top1 = result.metrics.get("top1", 0.0)
+    matched, moved = best_label_mapping(result.confusion())
+    if not moved or matched < top1 + 0.2 or matched < 1.5 * top1:
+        return
+    pairs = "; ".join(f"label {t} ({result.class_name(t)!r}) looks like the model's class {p} "
+                      f"({result.class_name(p)!r})" for t, p in moved[:shown])
+    warn("test", f"top-1 is {top1:.3f}, but matching the labels to the model's classes one to one would give "
+                 f"{matched:.3f}: the list's labels look like the model's classes in another order. {pairs}"
+                 f"{' ...' if len(moved) > shown else ''}. Write the list with the model's indices, or pass "
+                 "--labels with your class names in your order (matched to the model's by name)")
+
+
 def _rank0_first(build: Callable[[], Any]) -> Any:
     """Under torchrun, rank 0 builds first (and downloads a checkpoint into the cache once), then the others."""
     from ..engine import distributed as D
@@ -117,7 +140,6 @@ def _rank0_first(build: Callable[[], Any]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.labels import read_label_map
     from ..engine import distributed as D
     from ..engine.evaluate import evaluate
     from ..engine.reports import DUMP_SUFFIXES
@@ -127,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     name, checkpoint = model_source(args)
     if args.dump and Path(args.dump).suffix.lower() not in DUMP_SUFFIXES:
         raise UsageError(f"--dump {args.dump}: the file name must end in .pkl, .pickle or .json")
-    samples, folder_names, source = _samples(args, read_label_map(args.labels) if args.labels else None)
+    samples, folders, source = _samples(args)
     if not samples:
         raise UsageError(f"{source}: no videos")
 
@@ -135,16 +157,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = _rank0_first(lambda: create_model(
             name, checkpoint=checkpoint, pretrained=checkpoint is None, progress=D.is_main_process(),
-            **parse_overrides(args.set)))
+            labels=args.labels, **model_overrides(args)))
         pretrained = model.pretrained_cfg
-        class_names = folder_names if folder_names is not None else (
-            list(pretrained.class_names) if pretrained.class_names else None)
-        if class_names is not None and len(class_names) != model.num_classes:
-            warn("test", f"{len(class_names)} class names for a {model.num_classes}-class model")
+        class_names = list(pretrained.class_names) if pretrained.class_names else None
+        if folders is not None:
+            samples, class_names = _label_folders(samples, folders, class_names, source)
         samples = _check_labels(samples, source, model.num_classes, args.labelled_only)
         clips, crops = args.views or (None, None)
-        protocol = pretrained.protocol.replace(frames=args.frames, size=args.size, clips=clips, crops=crops,
-                                               sampling=args.sampling)
+        protocol = pretrained.protocol.replace(frames=args.frames, clips=clips, crops=crops, sampling=args.sampling)
         result = evaluate(model, samples, protocol, batch_views=args.batch_views,
                           workers=min(4, os.cpu_count() or 1) if args.workers is None else max(0, args.workers),
                           device=device, dtype=args.dtype, class_names=class_names, progress=not args.no_progress,
@@ -174,6 +194,7 @@ def _report(args: argparse.Namespace, result: Any) -> int:
             print(f"acc/{key}: {value:.4f}")
         print()
         print(format_per_class_table(result))
+        _warn_if_permuted(result)
     else:
         print("no labels: predictions only, no metrics")
     out_dir = Path(args.out_dir) if args.out_dir else (Path(args.dump).parent if args.dump else None)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import (EXIT_OK, add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
+from ._common import (add_size_argument, EXIT_OK, add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
                       build_classifier, command, positive_int, seconds)
 
 EXAMPLES = [
@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--crops", type=int, choices=[1, 3], default=1, help="crops per window (default: centre only)")
     p.add_argument("--top", type=positive_int, default=5, help="classes in the plot and the CSV (default 5)")
     add_labels_argument(p)
+    add_size_argument(p)
     p.add_argument("--out-dir", help="where the PNG, CSV and JSON go (default: <video>_timeline/)")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the running top class drawn")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")

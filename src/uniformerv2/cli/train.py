@@ -10,8 +10,7 @@ from ._common import EXIT_OK, add_dataclass_arguments, add_set_argument, alias, 
 
 EXAMPLES = [
     "uniformerv2 train --model uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb "
-    "--init pretrained --ann-file train.txt --val-ann-file val.txt --data-root videos/ --num-classes 10 "
-    "--labels classes.txt --work-dir work_dirs/run",
+    "--init pretrained --folder my_videos/ --val-split 0.1 --work-dir work_dirs/run",
     "uniformerv2 train --config run.py --resume",
     "torchrun --nproc-per-node 4 -m uniformerv2.cli train --model PRESET --ann-file train.txt --fsdp",
 ]

@@ -1,14 +1,18 @@
-"""Class names: label-map files, one name per line, and the maps shipped with the package."""
+"""Class names: label-map files, one name per line, the maps shipped with the package, and matching a user's list
+against a model's classes by name."""
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Union
+from typing import Mapping, Sequence, Union
 
 from ..errors import AnnotationError
 
-__all__ = ["SHIPPED_LABEL_MAPS", "read_label_map"]
+__all__ = ["SHIPPED_LABEL_MAPS", "read_label_map", "match_class_names", "kinetics710_aliases"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -39,3 +43,52 @@ def read_label_map(path_or_name: PathLike) -> list[str]:
     if not names:
         raise AnnotationError(f"{source}: no class names")
     return names
+
+
+def _key(name: str) -> str:
+    """A class name without case, spaces or punctuation: 'Tying tie' and 'tying_tie' match."""
+    return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+def kinetics710_aliases() -> dict[str, int]:
+    """Kinetics-400/600/700 names -> their row of the Kinetics-710 head, by MMAction2's channel maps (which also
+    cover the classes Kinetics-710 renamed, such as 'dying hair' -> 'dyeing hair')."""
+    aliases: dict[str, int] = {}
+    for dataset in ("k400", "k600", "k700"):
+        rows = json.loads(resources.files("uniformerv2").joinpath(f"labels/channel_map_{dataset}.json").read_text())
+        for name, row in zip(read_label_map(dataset), rows):
+            aliases.setdefault(name, int(row))
+    return aliases
+
+
+def match_class_names(wanted: Sequence[str], names: Sequence[str], *, source: str = "--labels",
+                      aliases: Mapping[str, int] | None = None) -> list[int]:
+    """For each wanted class name, its index in ``names``: exact match first, then ``aliases`` (names of other lists
+    that mean a class of this one), then ignoring case and punctuation. Names that match nothing are one
+    :class:`AnnotationError` listing each with the closest of ``names``."""
+    exact = {n: i for i, n in enumerate(names)}
+    loose: dict[str, int] = {}
+    for i, n in enumerate(names):
+        loose.setdefault(_key(n), i)
+    rows, unknown = [], []
+    for name in wanted:
+        row = exact.get(name)
+        if row is None and aliases:
+            row = aliases.get(name)
+        if row is None:
+            row = loose.get(_key(name))
+        if row is None:
+            unknown.append(name)
+        rows.append(row)
+    if unknown:
+        hints = []
+        for name in unknown[:10]:
+            close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
+            hints.append(f"{name!r} (closest: {', '.join(repr(c) for c in close)})" if close else repr(name))
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise AnnotationError(f"{source}: {len(unknown)} of {len(wanted)} class names are not classes of the model: "
+                              f"{'; '.join(hints)}{more}")
+    dup = sorted({names[r] for r in rows if rows.count(r) > 1})
+    if dup:
+        raise AnnotationError(f"{source}: several names mean the same class of the model: {', '.join(dup[:5])}")
+    return rows

@@ -48,6 +48,9 @@ class TrainConfig:
     frozen_backbone: bool = _f(False, "freeze the CLIP part and train the rest")
     grad_checkpoint_blocks: int = _f(0, "gradient checkpointing of the first N local blocks (saves memory)")
     # --- data
+    folder: str | None = _f(None, "a folder of class sub-folders: the folder names become the class names")
+    val_folder: str | None = _f(None, "validation videos in class sub-folders named like --folder's")
+    val_split: float = _f(0.0, "with --folder: hold out this fraction of every class for validation (seeded)")
     ann_file: str | None = _f(None, "training list, one 'path label' per line")
     data_root: str = _f("", "directory the list's paths are relative to")
     val_ann_file: str | None = _f(None, "validation list (default: no validation)")

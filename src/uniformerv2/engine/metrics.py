@@ -24,6 +24,7 @@ __all__ = [
     "per_class_accuracy",
     "confusion_matrix",
     "compute_metrics",
+    "best_label_mapping",
 ]
 
 
@@ -121,3 +122,20 @@ def compute_metrics(scores: Any, labels: Any, topk: Sequence[int] = (1, 5)) -> d
     out = {f"top{k}": v for k, v in zip(topk, top_k_accuracy(scores, labels, topk))}
     out["mean1"] = mean_class_accuracy(scores, labels)
     return out
+
+
+def best_label_mapping(cm: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
+    """The one-to-one reassignment of predicted to true classes that a confusion matrix supports best (Hungarian
+    matching, scipy's ``linear_sum_assignment``): the accuracy it would give and the ``(true, predicted)`` pairs of
+    the labelled classes that it moves, most videos first. A much higher accuracy than top-1 means the labels are
+    the right classes in another order."""
+    from scipy.optimize import linear_sum_assignment
+    cm = np.asarray(cm, dtype=np.int64)
+    total = int(cm.sum())
+    if total == 0:
+        return float("nan"), []
+    true, pred = linear_sum_assignment(-cm)
+    accuracy = float(cm[true, pred].sum() / total)
+    moved = [(int(t), int(p)) for t, p in zip(true, pred) if t != p and cm[t].sum() and cm[t, p]]
+    moved.sort(key=lambda tp: -cm[tp[0], tp[1]])
+    return accuracy, moved

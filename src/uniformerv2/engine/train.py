@@ -33,7 +33,8 @@ from torch import nn
 
 from ..atomic import append_line, atomic_write_text
 from ..config import PretrainedCfg
-from ..data import BadSamplesError, check_samples, read_annotation_list, read_label_map
+from ..data import (BadSamplesError, VideoSample, check_samples, read_annotation_list, read_label_map,
+                    scan_class_folders)
 from ..data.augment import TrainClipsDataset, TrainTransform
 from ..errors import DownloadError, UsageError
 from ..factory import init_from_clip, model_config
@@ -133,6 +134,23 @@ def _architecture(cfg: TrainConfig) -> tuple[Any, Any]:
     return model_config(cfg.model, **overrides)
 
 
+def stratified_split(samples: Sequence[Any], fraction: float, *, seed: int = 0) -> tuple[list[Any], list[Any]]:
+    """(train, val): ``fraction`` of every class's videos (at least one where a class has two or more) held out,
+    chosen by a generator seeded with ``seed``, each part in the input order."""
+    if not 0 < fraction < 1:
+        raise UsageError(f"--val-split {fraction}: must lie between 0 and 1")
+    rng = np.random.default_rng(seed)
+    by_class: dict[Any, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_class.setdefault(s.label, []).append(i)
+    held: set[int] = set()
+    for label in sorted(by_class, key=str):
+        members = by_class[label]
+        n = min(len(members) - 1, max(1, int(round(fraction * len(members))))) if len(members) > 1 else 0
+        held.update(int(i) for i in rng.choice(members, size=n, replace=False))
+    return ([s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held])
+
+
 class _JsonLog:
     def __init__(self, path: Path, enabled: bool) -> None:
         self.path, self.enabled = path, enabled
@@ -187,6 +205,30 @@ class Trainer:
             return None
         return read_annotation_list(ann, root)
 
+    def _folder_samples(self) -> tuple[list[Any], list[Any] | None]:
+        """Training (and validation) videos from folders of class sub-folders; the folder names become the class
+        names, stored with the model. ``val_split``: a seeded split that keeps every class's share."""
+        cfg = self.cfg
+        train, classes = scan_class_folders(cfg.folder)
+        if cfg.val_folder and cfg.val_split:
+            raise UsageError("give either --val-folder or --val-split, not both")
+        val = None
+        if cfg.val_folder:
+            val_videos, val_classes = scan_class_folders(cfg.val_folder)
+            unknown = [c for c in val_classes if c not in classes]
+            if unknown:
+                raise UsageError(f"--val-folder {cfg.val_folder}: class folders {unknown[:5]} are not among the "
+                                 f"training classes of --folder {cfg.folder}")
+            index = {name: i for i, name in enumerate(classes)}
+            val = [VideoSample(s.path, index[val_classes[s.label]]) for s in val_videos]
+        elif cfg.val_split:
+            train, val = stratified_split(train, cfg.val_split, seed=cfg.seed)
+        if self.class_names is None and not cfg.labels:
+            self.class_names = list(classes)
+        if cfg.num_classes is None:
+            self.cfg = cfg.replace(num_classes=len(classes))
+        return train, val
+
     def _check(self, samples: list[Any], num_classes: int, what: str) -> list[Any]:
         cfg = self.cfg
         mine = D.shard_indices(len(samples)) if self.world_size > 1 else None
@@ -224,11 +266,15 @@ class Trainer:
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
 
-        train_samples = self._samples(cfg.ann_file, cfg.data_root, self._train_samples, "train")
+        if cfg.folder:
+            train_samples, val_samples = self._folder_samples()
+            cfg = self.cfg  # the folders gave the class count
+        else:
+            train_samples = self._samples(cfg.ann_file, cfg.data_root, self._train_samples, "train")
+            val_samples = self._samples(cfg.val_ann_file, cfg.val_data_root if cfg.val_data_root is not None
+                                        else cfg.data_root, self._val_samples, "val")
         if not train_samples:
-            raise UsageError("no training data: pass --ann-file (and --data-root)")
-        val_samples = self._samples(cfg.val_ann_file, cfg.val_data_root if cfg.val_data_root is not None
-                                    else cfg.data_root, self._val_samples, "val")
+            raise UsageError("no training data: pass --folder DIR, or --ann-file FILE (and --data-root)")
         num_classes = (self._model.cfg if self._model is not None else _architecture(cfg)[0]).num_classes
         # bad input is reported before anything expensive happens
         self.train_samples = self._check(train_samples, num_classes, "train")
