@@ -8,11 +8,11 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 from ..errors import AnnotationError
 
-__all__ = ["SHIPPED_LABEL_MAPS", "read_label_map", "match_class_names", "kinetics710_aliases"]
+__all__ = ["SHIPPED_LABEL_MAPS", "read_label_map", "describe_matches", "match_class_names", "kinetics710_aliases"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -47,7 +47,11 @@ def read_label_map(path_or_name: PathLike) -> list[str]:
 
 def _key(name: str) -> str:
     """A class name without case, spaces or punctuation: 'Tying tie' and 'tying_tie' match."""
-    return re.sub(r"[^0-9a-z]+", "", name.lower())
+    return re.sub(r"[^0-9a-z]+", "", name.casefold())
+
+
+def _words(name: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", name.casefold()).split())
 
 
 def kinetics710_aliases() -> dict[str, int]:
@@ -61,33 +65,46 @@ def kinetics710_aliases() -> dict[str, int]:
     return aliases
 
 
-def match_class_names(wanted: Sequence[str], names: Sequence[str], *, source: str = "--labels",
-                      aliases: Mapping[str, int] | None = None) -> list[int]:
-    """For each wanted class name, its index in ``names``: exact match first, then ``aliases`` (names of other lists
-    that mean a class of this one), then ignoring case and punctuation. Names that match nothing are one
-    :class:`AnnotationError` listing each with the closest of ``names``."""
+def describe_matches(wanted: Sequence[str], names: Sequence[str], *,
+                     aliases: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+    """Each wanted name against ``names``: ``match`` 'exact', 'alias' (another list's name for the class, such as the
+    Kinetics-710 channel maps), 'loose' (case and punctuation ignored) or None with ``suggestions`` (the closest of
+    ``names``); ``index`` is the position matched."""
     exact = {n: i for i, n in enumerate(names)}
     loose: dict[str, int] = {}
+    by_words: dict[str, str] = {}
     for i, n in enumerate(names):
         loose.setdefault(_key(n), i)
-    rows, unknown = [], []
+        by_words.setdefault(_words(n), n)
+    out = []
     for name in wanted:
-        row = exact.get(name)
-        if row is None and aliases:
-            row = aliases.get(name)
-        if row is None:
-            row = loose.get(_key(name))
-        if row is None:
-            unknown.append(name)
-        rows.append(row)
+        if name in exact:
+            out.append({"name": name, "match": "exact", "index": exact[name], "class_name": name})
+        elif aliases and name in aliases and aliases[name] < len(names):
+            i = aliases[name]
+            out.append({"name": name, "match": "alias", "index": i, "class_name": names[i]})
+        elif _key(name) in loose:
+            i = loose[_key(name)]
+            out.append({"name": name, "match": "loose", "index": i, "class_name": names[i]})
+        else:
+            close = difflib.get_close_matches(_words(name), list(by_words), n=3, cutoff=0.5)
+            out.append({"name": name, "match": None, "index": None, "suggestions": [by_words[c] for c in close]})
+    return out
+
+
+def match_class_names(wanted: Sequence[str], names: Sequence[str], *, source: str = "--labels",
+                      aliases: Mapping[str, int] | None = None) -> list[int]:
+    """For each wanted class name, its index in ``names`` (see :func:`describe_matches`). Names that match nothing
+    are one :class:`AnnotationError` listing each with the closest of ``names``."""
+    found = describe_matches(wanted, names, aliases=aliases)
+    unknown = [m for m in found if m["index"] is None]
     if unknown:
-        hints = []
-        for name in unknown[:10]:
-            close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
-            hints.append(f"{name!r} (closest: {', '.join(repr(c) for c in close)})" if close else repr(name))
+        hints = [f"{m['name']!r} (closest: {', '.join(repr(c) for c in m['suggestions'])})" if m["suggestions"]
+                 else repr(m["name"]) for m in unknown[:10]]
         more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
         raise AnnotationError(f"{source}: {len(unknown)} of {len(wanted)} class names are not classes of the model: "
                               f"{'; '.join(hints)}{more}")
+    rows = [m["index"] for m in found]
     dup = sorted({names[r] for r in rows if rows.count(r) > 1})
     if dup:
         raise AnnotationError(f"{source}: several names mean the same class of the model: {', '.join(dup[:5])}")

@@ -9,7 +9,7 @@ from typing import Iterable, Optional, Union
 
 from ..errors import AnnotationError
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoSample", "read_annotation_list", "scan_class_folders", "expand_inputs"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoSample", "read_list_text", "read_annotation_list", "scan_class_folders", "expand_inputs"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -26,6 +26,17 @@ class VideoSample:
     line: Optional[int] = field(default=None, compare=False)  # in its annotation list, for error messages
 
 
+def read_list_text(ann_file: PathLike) -> str:
+    """The text of an annotation list; a missing or binary file is an :class:`AnnotationError` naming it."""
+    ann = Path(ann_file)
+    if not ann.is_file():
+        raise AnnotationError(f"{ann_file}: no such annotation file")
+    try:
+        return ann.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise AnnotationError(f"{ann_file}: not a text file ({e.reason} at byte {e.start})") from e
+
+
 def read_annotation_list(ann_file: PathLike, data_root: PathLike = "") -> list[VideoSample]:
     """Read an MMAction2 video list: one ``relative/path.mp4 label`` per line, the label optional.
 
@@ -33,13 +44,7 @@ def read_annotation_list(ann_file: PathLike, data_root: PathLike = "") -> list[V
     starting with ``#`` are skipped. Paths may not contain whitespace (as in MMAction2). Malformed lines raise one
     :class:`AnnotationError` that names the file and every bad line.
     """
-    ann = Path(ann_file)
-    if not ann.is_file():
-        raise AnnotationError(f"{ann_file}: no such annotation file")
-    try:
-        text = ann.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise AnnotationError(f"{ann_file}: not a text file ({e.reason} at byte {e.start})") from e
+    text = read_list_text(ann_file)
     samples: list[VideoSample] = []
     problems: list[str] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
