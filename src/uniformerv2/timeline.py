@@ -13,6 +13,7 @@ import numpy as np
 from .atomic import atomic_write_file, atomic_write_text
 from .errors import VideoDecodeError
 from .inference import VideoClassifier
+from .data.sampling import window_indices
 from .plots import write_timeline_png
 
 __all__ = ["Timeline", "window_indices", "scan", "plot_timeline", "write_timeline", "annotate_video"]
@@ -41,28 +42,6 @@ class Timeline:
         w = int(np.abs(centres - t).argmin())
         i = int(self.scores[w].argmax())
         return self.class_names[i], float(self.scores[w, i])
-
-
-def window_indices(times: np.ndarray, window_s: float, stride_s: float, frames: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows over a video whose frames are shown at ``times`` (seconds): every window's start and end time and,
-    per window, ``frames`` frame indices spread uniformly over it (the frame shown at the centre of each of
-    ``frames`` equal segments, as test-mode ``UniformSample`` takes them). Windows step by ``stride_s``; the last
-    one ends with the video. Timing follows the frames' own timestamps, so a variable-frame-rate video is cut by
-    time, not by an average frame rate."""
-    rel = np.asarray(times, dtype=np.float64) - float(times[0])
-    n = len(rel)
-    frame_s = float(rel[-1] - rel[-2]) if n > 1 else 1.0 / 30
-    duration = rel[-1] + frame_s  # the last frame is shown for one frame interval
-    span = min(window_s, duration)
-    last = max(0.0, duration - window_s)
-    starts = np.arange(0.0, last + 1e-9, stride_s)
-    if last - starts[-1] > 1e-6:  # cover the end of the video
-        starts = np.append(starts, last)
-    centres = starts[:, None] + (np.arange(frames) + 0.5) * span / frames
-    # 1 us below a frame boundary still counts as that frame (float sums such as 0.1 + 0.2)
-    indices = np.clip(np.searchsorted(rel, centres + 1e-6, side="right") - 1, 0, n - 1)
-    return starts, starts + span, indices
 
 
 def scan(clf: VideoClassifier, video: str | os.PathLike, *, window_s: float = 2.0, stride_s: float = 1.0,

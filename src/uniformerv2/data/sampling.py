@@ -1,4 +1,5 @@
-"""Temporal sampling: MMAction2 1.2.0's ``UniformSample`` and the original (SlowFast-based) code's test sampling."""
+"""Temporal sampling: MMAction2 1.2.0's ``UniformSample``, the original (SlowFast-based) code's test sampling, and
+sliding windows over a video's timestamps (``timeline``, ``extract --mode windows``)."""
 from __future__ import annotations
 
 from typing import Optional, Union
@@ -86,3 +87,31 @@ def original_test_sample(total_frames: int, clip_len: int, num_clips: int, *, st
             start = int(np.round(seg_size * i))
             inds.append(min(start + int(duration * (clip_idx + 1)) + start_index, max_frame))
     return np.asarray(inds, dtype=np.int64)
+
+
+def window_indices(times: np.ndarray, window_s: float, stride_s: float, frames: int, *, align_end: bool = True,
+                   duration: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows over a video whose frames are shown at ``times`` (seconds): every window's start and end time and,
+    per window, ``frames`` frame indices spread uniformly over it (the frame shown at the centre of each of
+    ``frames`` equal segments, as test-mode ``UniformSample`` takes them). Windows step by ``stride_s``; the last
+    one ends with the video. Timing follows the frames' own timestamps, so a variable-frame-rate video is cut by
+    time, not by an average frame rate.
+
+    ``align_end=False`` keeps the grid regular instead (starts ``0, stride, 2 stride, ...`` while a whole window
+    fits; the tail after the last whole window is not covered). ``duration``: the video's length in the units of
+    ``times`` (default: the last time plus one frame interval). Any unit works: ``times = np.arange(n)`` with
+    ``duration = n`` cuts windows measured in frames."""
+    rel = np.asarray(times, dtype=np.float64) - float(times[0])
+    n = len(rel)
+    if duration is None:
+        frame_s = float(rel[-1] - rel[-2]) if n > 1 else 1.0 / 30
+        duration = rel[-1] + frame_s  # the last frame is shown for one frame interval
+    span = min(window_s, duration)
+    last = max(0.0, duration - window_s)
+    starts = np.arange(0.0, last + 1e-9, stride_s)
+    if align_end and last - starts[-1] > 1e-6:  # cover the end of the video
+        starts = np.append(starts, last)
+    centres = starts[:, None] + (np.arange(frames) + 0.5) * span / frames
+    # 1 us below a frame boundary still counts as that frame (float sums such as 0.1 + 0.2)
+    indices = np.clip(np.searchsorted(rel, centres + 1e-6, side="right") - 1, 0, n - 1)
+    return starts, starts + span, indices
