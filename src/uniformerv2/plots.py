@@ -14,7 +14,8 @@ import numpy as np
 
 from .atomic import atomic_write_bytes
 
-__all__ = ["write_curves", "write_confusion_png", "write_timeline_png", "top_confused_pairs"]
+__all__ = ["write_curves", "write_confusion_png", "write_timeline_png", "top_confused_pairs", "write_map_grid",
+           "write_frame_contributions"]
 
 
 def _figure(width: float, height: float, dpi: int = 100) -> Any:
@@ -148,5 +149,47 @@ def write_timeline_png(path: str | os.PathLike, starts: np.ndarray, ends: np.nda
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_map_grid(path: str | os.PathLike, frames: np.ndarray, overlays: dict[str, np.ndarray], *,
+                   title: str) -> Path:
+    """A grid: the view's frames (uint8 [T, S, S, 3]) along the top row, then one row per method with its map
+    drawn over them (``overlays``: name -> uint8 [T, S, S, 3])."""
+    rows = [("frames", frames), *overlays.items()]
+    t = frames.shape[0]
+    fig = _figure(1.6 * t + 1.0, 1.7 * len(rows) + 0.6)
+    axes = np.asarray(fig.subplots(len(rows), t, squeeze=False))
+    for r, (name, images) in enumerate(rows):
+        for c in range(t):
+            ax = axes[r, c]
+            ax.imshow(images[c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(name)
+            if r == 0:
+                ax.set_title(f"frame {c}", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_frame_contributions(path: str | os.PathLike, shares: dict[str, np.ndarray], frame_indices: np.ndarray,
+                              *, title: str) -> Path:
+    """How much of each method's map lies on each explained frame (bars, one group per frame)."""
+    fig = _figure(8, 3.2)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(shares))
+    x = np.arange(len(frame_indices))
+    for k, (name, share) in enumerate(shares.items()):
+        ax.bar(x + k * width - 0.4 + width / 2, share, width=width, label=name)
+    ax.set_xticks(x, labels=[str(int(i)) for i in frame_indices])
+    ax.set_xlabel("frame of the video")
+    ax.set_ylabel("share of the map")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return _save(fig, path)
