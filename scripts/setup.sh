@@ -27,4 +27,10 @@ if ! command -v ffmpeg >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
     || echo "setup: could not install ffmpeg; the tests that compare with it will skip"
 fi
+# A headless browser for the web page's test (tests/test_serve_browser.py drives Debian's chromium with Playwright);
+# elsewhere that test skips and says why.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "setup: could not install chromium; the browser test of the web page will skip"
+fi
 "$py" -c "import uniformerv2, torch; print('uniformerv2', uniformerv2.__version__, 'torch', torch.__version__)"
