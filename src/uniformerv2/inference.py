@@ -42,6 +42,8 @@ class VideoClassifier:
         self.backend = backend
         self.dtype = resolve_dtype(dtype, self.device)
         self._forward = compile_for_inference(self.model) if compile else self.model
+        self._compile = compile
+        self._feature_forwards: dict[str, Any] = {}  # kind -> forward, made by features()
 
     @classmethod
     def from_pretrained(cls, name_or_checkpoint: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
@@ -82,6 +84,45 @@ class VideoClassifier:
 
     def scores(self, video: str | os.PathLike | np.ndarray | torch.Tensor) -> torch.Tensor:
         return self.scores_of_views(self.views(video))
+
+    @torch.inference_mode()
+    def features(self, video: str | os.PathLike | np.ndarray | torch.Tensor, kind: str = "pooled", *,
+                 average: bool = True) -> torch.Tensor:
+        """Features of a video file or decoded frames over the protocol's test views, float32 on the CPU.
+
+        ``kind``: see :meth:`UniFormerV2.forward_features` (``pooled``, the feature the head sees, by default;
+        ``video-token``, ``frame-cls``, ``patch-mean``, ``logits``, ``probs``). ``average``: the mean over the
+        clips x crops views (``[C]`` or ``[T, C]``; for ``pooled`` what MMAction2's
+        ``tools/misc/clip_feature_extraction.py`` returns), else one per view (``[views, ...]``).
+        """
+        from .data import normalize
+        from .engine.extract import feature_forward
+        if kind not in self._feature_forwards:
+            self._feature_forwards[kind] = feature_forward(self.model, kind, compile=self._compile)
+        forward = self._feature_forwards[kind]
+        out = []
+        for chunk in self.views(video).split(self.batch_views):
+            with autocast(self.device, self.dtype):
+                out.append(forward(normalize(chunk).to(self.device)).float().cpu())
+        feats = torch.cat(out)
+        return feats.mean(0) if average else feats
+
+    def explain(self, video: str | os.PathLike, *, target: int | str | None = None, method: str = "both",
+                block: int = -1) -> Any:
+        """Where and when the model looks for ``target`` (a class name or index; default: the predicted class) on
+        the centre test view: an :class:`~uniformerv2.explain.Explanation` with Grad-CAM and/or attention maps."""
+        from .explain import explain_video
+        return explain_video(self.model, video, protocol=self.protocol, target=target, class_names=self.class_names,
+                             method=method, block=block, device=self.device, dtype=self.dtype, backend=self.backend)
+
+    def stream(self, source: str, *, window: float = 2.0, every: float = 0.5, top_k: int = 5,
+               realtime: bool = False, duration: float | None = None, **kwargs: Any) -> Any:
+        """Decisions on a camera, stream or file (``realtime``: played at its own speed): every ``every`` seconds
+        the newest ``window`` seconds scored (see :mod:`uniformerv2.live`); a generator of
+        :class:`~uniformerv2.live.Decision`."""
+        from .live import stream
+        return stream(self, source, window=window, every=every, top_k=top_k, realtime=realtime, duration=duration,
+                      **kwargs)
 
     def top_k(self, scores: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
         if top_k < 1:

@@ -14,13 +14,14 @@ from typing import Callable, Sequence
 
 from .._version import __version__
 from ..errors import UniFormerV2Error
-from . import convert, demo, export, info, predict, test, timeline, train
+from . import check, convert, demo, explain, export, extract, info, live, predict, serve, test, timeline, train
 from . import list as list_command
 from ._common import EXIT_ERROR, normalize_argv, parse_overrides
 
 __all__ = ["main", "build_parser", "parse_overrides"]
 
-COMMANDS = (list_command, info, convert, predict, timeline, test, train, demo, export)
+COMMANDS = (list_command, info, convert, predict, timeline, live, serve, test, explain, check, extract, train, demo,
+            export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly, as Unix tools do
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except UniFormerV2Error as e:
         if args.debug:
             raise
