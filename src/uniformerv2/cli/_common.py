@@ -18,7 +18,8 @@ from ..errors import UsageError
 
 __all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_PARTIAL", "parse_overrides", "normalize_argv", "command",
            "add_model_arguments", "model_source", "add_speed_arguments", "add_labels_argument",
-           "add_workers_argument", "add_set_argument", "add_size_argument", "model_overrides", "add_dataclass_arguments", "positive_int", "seconds",
+           "add_workers_argument", "add_set_argument", "add_size_argument", "add_batch_arguments", "model_overrides",
+           "positive_float", "non_negative_float", "add_dataclass_arguments", "positive_int", "seconds",
            "views", "alias", "warn", "exit_status"]
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
@@ -137,14 +138,34 @@ def add_set_argument(p: argparse.ArgumentParser, dest: str = "set") -> None:
                    help="architecture overrides, MMAction2 backbone argument names, e.g. --set drop_path_rate=0.1")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
-    return value
+def _number(parse: Callable[[str], Any], what: str, ok: Callable[[Any], bool], rule: str) -> Callable[[str], Any]:
+    """An argparse type: ``parse`` the text, then check ``ok``; say ``rule`` when it fails."""
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: {rule}")
+        return value
+    return convert
+
+
+positive_int = _number(int, "an integer", lambda v: v >= 1, "must be at least 1")
+positive_float = _number(float, "a number", lambda v: v > 0, "must be positive")
+non_negative_float = _number(float, "a number", lambda v: v >= 0, "must be 0 or more")
+
+
+def add_batch_arguments(p: argparse.ArgumentParser, workers_help: str) -> None:
+    """What a command over many videos shares: views per forward, decoding workers, the device (torchrun), the
+    speed options, ``--set`` and ``--no-progress``."""
+    p.add_argument("--batch-views", type=positive_int, default=24, help="views per forward pass (default 24)")
+    add_workers_argument(p, None, workers_help)
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available); under torchrun each "
+                                    "process takes cuda:LOCAL_RANK")
+    add_speed_arguments(p)
+    add_set_argument(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def seconds(text: str) -> float:

@@ -6,8 +6,8 @@ import os
 import sys
 from typing import Any
 
-from ._common import (add_model_arguments, add_set_argument, add_speed_arguments, add_workers_argument, command,
-                      exit_status, model_source, parse_overrides, positive_int, views, warn)
+from ._common import (add_batch_arguments, add_model_arguments, command, exit_status, model_source, parse_overrides,
+                      positive_int, views, warn)
 
 EXAMPLES = [
     "uniformerv2 extract --ann-file k400_val.txt --data-root val/ --out-dir feats/ --model "
@@ -83,15 +83,9 @@ def register(sub: Any) -> None:
                         "windows' times and frames")
     p.add_argument("--overwrite", action="store_true",
                    help="redo every video (default: skip videos whose files the manifest records as complete)")
-    p.add_argument("--batch-views", type=positive_int, default=24, help="views per forward pass (default 24)")
-    add_workers_argument(p, None, "DataLoader worker processes decoding videos (default: min(4, CPUs))")
     p.add_argument("--backend", choices=["pyav", "decord", "torchcodec"], default="pyav",
                    help="video decoder (default pyav)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available); under torchrun each "
-                                    "process takes cuda:LOCAL_RANK")
-    add_speed_arguments(p)
-    add_set_argument(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_batch_arguments(p, "DataLoader worker processes decoding videos (default: min(4, CPUs))")
     p.set_defaults(func=run)
 
 

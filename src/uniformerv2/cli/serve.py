@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import UsageError
 from ._common import (EXIT_OK, add_labels_argument, add_model_arguments, add_set_argument, add_size_argument,
                       add_speed_arguments, add_workers_argument, build_classifier, command, model_source,
-                      positive_int, views, warn)
+                      non_negative_float, positive_float, positive_int, views, warn)
 
 EXAMPLES = [
     "uniformerv2 serve --checkpoint work_dirs/run/model.safetensors   # then open http://127.0.0.1:8000/",
@@ -26,28 +26,6 @@ forward passes), Prometheus metrics, and a web page to drop a video on.
   API: POST /v1/predict, /v1/timeline, /v1/features; GET /v1/model, /healthz, /metrics; WebSocket /v1/live (the
   page's Camera tab); docs at /docs."""
 API_KEY_ENV = "UNIFORMERV2_API_KEY"
-
-
-def _positive_float(text: str) -> float:
-    """argparse type: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    """argparse type: a number of at least 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -65,12 +43,12 @@ def register(sub: Any) -> None:
     p.add_argument("--frames", type=positive_int, help="frames per clip (default: the model's protocol)")
     p.add_argument("--max-batch-views", type=positive_int, default=24,
                    help="most views in one forward pass, from one or several requests (default 24)")
-    p.add_argument("--max-wait-ms", type=_non_negative_float, default=10.0,
+    p.add_argument("--max-wait-ms", type=non_negative_float, default=10.0,
                    help="how long a forward pass that is not full waits for more views while other uploads are "
                         "being decoded (default 10 ms)")
-    p.add_argument("--max-upload-mb", type=_positive_float, default=200.0,
+    p.add_argument("--max-upload-mb", type=positive_float, default=200.0,
                    help="largest upload accepted, in MiB (default 200); larger ones get 413")
-    p.add_argument("--max-duration-s", type=_positive_float, default=600.0,
+    p.add_argument("--max-duration-s", type=positive_float, default=600.0,
                    help="longest video accepted, in seconds (default 600); longer ones get 413")
     p.add_argument("--max-concurrent", type=positive_int, default=32,
                    help="requests received, decoded or scored at once (default 32); more get 503 and Retry-After")

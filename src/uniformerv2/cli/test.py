@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from ._common import (add_size_argument, model_overrides, add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
-                      add_workers_argument, command, exit_status, model_source, positive_int,
-                      views, warn)
+from ._common import (add_batch_arguments, add_labels_argument, add_model_arguments, add_size_argument, command,
+                      exit_status, model_overrides, model_source, positive_int, views, warn)
 
 EXAMPLES = [
     "uniformerv2 test --model uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb "
@@ -42,13 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dump", help="write per-video results: .pkl (MMAction2's --dump layout) or .json")
     p.add_argument("--out-dir", help="directory for the per-class CSV, the confusion matrix PNG and metrics JSON "
                                      "(default: beside --dump; nothing when neither is given)")
-    p.add_argument("--batch-views", type=positive_int, default=24, help="views per forward pass (default 24)")
-    add_workers_argument(p, None, "DataLoader worker processes (default: min(4, CPUs))")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available); under torchrun each "
-                                    "process takes cuda:LOCAL_RANK")
-    add_speed_arguments(p)
-    add_set_argument(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_batch_arguments(p, "DataLoader worker processes (default: min(4, CPUs))")
     p.set_defaults(func=run)
 
 
