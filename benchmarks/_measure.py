@@ -62,3 +62,21 @@ def serve(forward: Callable[[], torch.Tensor], device: torch.device) -> None:
         elif cmd == "quit":
             print(json.dumps({"peak_mib": peak_mib(device)}), flush=True)
             return
+
+
+def cpu_description() -> str:
+    """The CPU's model name and what decides its speed here: AVX-512, native bf16 (AVX512_BF16, AMX)."""
+    import platform
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == (platform.processor() or "unknown CPU"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith(("flags", "Features")) and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    named = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX512_BF16"), ("amx_bf16", "AMX"))
+             if flag in flags]
+    return f"{model} ({', '.join(named) or 'no AVX-512, no native bf16'})"

@@ -25,22 +25,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _measure import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = "lib/python3.11/site-packages/mmaction/.mim/tools/analysis_tools/check_videos.py"
 CONFIG = """test_dataloader = dict(dataset=dict(type='VideoDataset', ann_file={ann!r}, data_prefix=dict(video={root!r}),
                                       pipeline=[], test_mode=True))
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def shared_videos() -> list[Path]:
@@ -218,7 +209,7 @@ def main() -> None:
     if args.planted:
         lines += planted(args)
     import av
-    lines += ["", f"Machine: {os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} {platform.machine()}, shared "
+    lines += ["", f"Machine: {os.cpu_count()} CPUs ({cpu_description()}), {platform.system()} {platform.machine()}, shared "
                   f"with other jobs while measured. PyAV {av.__version__}; MMAction2 1.2.0 in {args.ref_python}.",
               f"Command: `.venv/bin/python benchmarks/bench_check.py {' '.join(sys.argv[1:])}`"]
     print()

@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from _measure import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
@@ -40,17 +40,6 @@ ARCHS = {
 
 def literal(v: object) -> str:
     return str(v).replace(" ", "")
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(cmd: list[str], env: dict, log: Path) -> float:
@@ -171,7 +160,7 @@ def main() -> None:
         def marginal(key: str) -> float | None:
             extra = min(times[key]) - once[key]
             return (args.videos - 1) / extra if extra > 0 and args.videos > 1 else None
-        report = {"cpu": cpu_model(), "cores": os.cpu_count(), "arch": args.arch, "overrides": arch,
+        report = {"cpu": cpu_description(), "cores": os.cpu_count(), "arch": args.arch, "overrides": arch,
                   "views": args.views, "videos": args.videos, "rounds": args.rounds, "workers": args.workers,
                   "seconds": times, "one_video_seconds": once, "max_abs_diff_float32": max(diffs),
                   "videos_per_s": {k: args.videos / min(v) for k, v in times.items()}}

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 import shutil
 import socket
 import subprocess
@@ -24,13 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from _measure import cpu_description, memory_mib
 
 
 def main() -> int:
@@ -68,7 +60,7 @@ def main() -> int:
     def sample() -> None:
         start = time.monotonic()
         while not stop.wait(10.0):
-            samples.append((time.monotonic() - start, rss_mib()))
+            samples.append((time.monotonic() - start, memory_mib("VmRSS")))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -84,8 +76,7 @@ def main() -> int:
     base = after_first_minute[0] if after_first_minute else samples[0][1]
     growth = max(m for _, m in samples) - base if samples else float("nan")
     p50, p90, p99 = np.percentile(lags, [50, 90, 99])
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = cpu_description()
     print(f"| {args.minutes:g} min | {len(lags)} | {p50:.3f} | {p90:.3f} | {p99:.3f} | {max(lags):.3f} | "
           f"{base:.0f} | {max(m for _, m in samples):.0f} | {growth:+.1f} | {cpu} |")
     if args.json:

@@ -31,6 +31,7 @@ logging.disable(logging.WARNING)
 from mmaction.datasets.transforms import (CenterCrop, DecordDecode, DecordInit, FormatShape, PyAVDecode, PyAVInit,
                                           Resize, ThreeCrop, UniformSample)
 import mmaction
+from _measure import cpu_description
 cache = {}
 def pipeline(clip_len, num_clips, num_crops, size, decoder):
     key = (clip_len, num_clips, num_crops, size, decoder)
@@ -71,16 +72,6 @@ class RefWorker:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def parse_protocol(text: str) -> tuple[int, int, int]:
@@ -136,7 +127,7 @@ def main() -> None:
     import av
     import numpy as np
     import torch
-    machine = f"{os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} {platform.machine()}"
+    machine = f"{os.cpu_count()} CPUs ({cpu_description()}), {platform.system()} {platform.machine()}"
     command = ".venv/bin/python benchmarks/bench_pipeline.py " + " ".join(sys.argv[1:])
     lines = [
         SECTION,

@@ -22,7 +22,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import queue
 import socket
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _measure import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UNIFORMERV2_SHARED", ROOT.parent / "shared"))
@@ -256,15 +256,6 @@ def run_config(ckpt: Path, max_batch_views: int, videos: dict[str, Path], bad: d
             "rss_after_warmup_mib": rss_warm, "rss_end_mib": rss_end, "rss_peak_mib": rss_peak}
 
 
-def cpu_model() -> str:
-    """The CPU's model name, as lscpu gives it."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
 def main() -> int:
     """Run every configuration and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -298,7 +289,7 @@ def main() -> int:
         for n in [int(x) for x in args.batch_views.split(",")]:
             print(f"--max-batch-views {n}: {args.requests} requests from {args.clients} clients ...", flush=True)
             runs.append(run_config(ckpt, n, videos, bad, expected, requests, args.clients, args.views))
-    info = {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__, "model": SMALL,
+    info = {"cpu": cpu_description(), "cpus": os.cpu_count(), "torch": torch.__version__, "model": SMALL,
             "protocol": clf.protocol.describe(), "dtype": "float32", "clients": args.clients,
             "videos": sorted(videos), "bad_uploads": sorted(bad), "runs": runs}
     print(f"\n{info['cpu']} ({info['cpus']} CPUs), torch {info['torch']}; {info['protocol']}; "

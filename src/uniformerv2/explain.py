@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data.decode import add_video_stream, frame_to_rgb, open_video
+from .data.decode import open_video, rewrite_video
 from .data.transforms import normalize, rescale_size
 from .data.views import sample_test_indices, view_crop_boxes, views_from_frames
-from .errors import UsageError, VideoDecodeError
+from .errors import UsageError
 from .model import UniFormerV2
 from .precision import autocast
 from .protocol import Protocol
@@ -213,37 +213,20 @@ def blend(frame: np.ndarray, m: np.ndarray, alpha: float = 0.5) -> np.ndarray:
 
 def write_overlay_video(ex: Explanation, method: str, path: str | os.PathLike) -> Path:
     """The whole video with ``method``'s map blended over every frame, each frame taking the map of the nearest
-    explained frame; written under a temporary name and moved into place."""
-    import av
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    explained frame."""
     maps = ex.maps[method]
     peak = float(maps.max()) or 1.0
+    cache: dict[int, np.ndarray] = {}
     with open_video(ex.video) as reader:
         fps = reader.fps
-    try:
-        with av.open(ex.video, metadata_errors="ignore") as src, av.open(str(tmp), "w") as out:
-            stream = None
-            cache: dict[int, np.ndarray] = {}
-            for n, frame in enumerate(src.decode(src.streams.video[0])):
-                rgb = frame_to_rgb(frame)
-                if stream is None:
-                    stream = add_video_stream(out, fps, rgb.shape[1], rgb.shape[0], crf=23)
-                k = int(np.abs(ex.indices - n).argmin())
-                if k not in cache:
-                    cache[k] = _full_frame_map(maps[k] / peak, ex, rgb.shape[0], rgb.shape[1])
-                img = blend(rgb, cache[k])[: stream.height, : stream.width]
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-                    out.mux(packet)
-            if stream is None:
-                raise VideoDecodeError(ex.video, "no frames to draw on")
-            for packet in stream.encode():
-                out.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    def draw(rgb: np.ndarray, index: int, time_s: float) -> np.ndarray:
+        k = int(np.abs(ex.indices - index).argmin())
+        if k not in cache:
+            cache[k] = _full_frame_map(maps[k] / peak, ex, rgb.shape[0], rgb.shape[1])
+        return blend(rgb, cache[k])
+
+    return rewrite_video(ex.video, path, draw, fps=fps)
 
 
 @torch.no_grad()

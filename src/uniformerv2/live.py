@@ -248,21 +248,15 @@ class AnnotatedWriter:
 
     def write(self, rgb: np.ndarray, stream_time: float) -> None:
         import av
-        from PIL import Image, ImageDraw
 
-        from .data.decode import add_video_stream
+        from .data.decode import add_video_stream, draw_label
         with self._lock:
             if self._container is None:
                 self._container = av.open(str(self.tmp), "w")
                 self._stream = add_video_stream(self._container, self.fps, rgb.shape[1], rgb.shape[0], crf=23)
-            img = Image.fromarray(rgb)
-            if self.label:
-                draw = ImageDraw.Draw(img)
-                box = draw.textbbox((4, 4), self.label)
-                draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
-                draw.text((4, 4), self.label, fill=(255, 255, 255))
-            img = img.crop((0, 0, self._stream.width, self._stream.height))
-            for packet in self._stream.encode(av.VideoFrame.from_image(img)):
+            img = draw_label(rgb, self.label) if self.label else rgb
+            img = np.ascontiguousarray(img[: self._stream.height, : self._stream.width])
+            for packet in self._stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 self._container.mux(packet)
 
     def close(self) -> str | None:

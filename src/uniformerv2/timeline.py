@@ -6,12 +6,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from .atomic import atomic_write_file, atomic_write_text
-from .errors import VideoDecodeError
 from .inference import VideoClassifier
 from .data.sampling import window_indices
 from .plots import write_timeline_png
@@ -99,48 +98,12 @@ def write_timeline(tl: Timeline, csv_path: str | os.PathLike | None, json_path: 
                                                 indent=1))
 
 
-def _frames(path: str) -> Iterator[tuple[float, Any]]:
-    import av
-    with av.open(path, metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            t = float(frame.pts * stream.time_base) if frame.pts is not None else None
-            yield t, frame
-
-
 def annotate_video(tl: Timeline, out_path: str | os.PathLike) -> Path:
     """Write a copy of the video with the running top-1 class and its probability drawn on every frame."""
-    import av
-    from PIL import Image, ImageDraw, ImageFont
+    from .data.decode import draw_label, rewrite_video
 
-    from .data.decode import add_video_stream, frame_to_rgb
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp{out_path.suffix}")
-    font = ImageFont.load_default()
-    with av.open(str(tmp), "w") as out:
-        stream = None
-        start = None
-        for n, (t, frame) in enumerate(_frames(tl.video)):
-            img = Image.fromarray(frame_to_rgb(frame))  # upright, as the scores saw it
-            if stream is None:
-                stream = add_video_stream(out, tl.fps, img.width, img.height, crf=23)
-                start = t or 0.0
-            time_s = (t - start) if t is not None else n / tl.fps
-            found = tl.label_at(time_s)
-            if found:
-                draw = ImageDraw.Draw(img)
-                text = f"{found[0]} {found[1]:.0%}"
-                box = draw.textbbox((4, 4), text, font=font)
-                draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
-                draw.text((4, 4), text, fill=(255, 255, 255), font=font)
-            img = img.crop((0, 0, stream.width, stream.height))
-            for packet in stream.encode(av.VideoFrame.from_image(img)):
-                out.mux(packet)
-        if stream is None:
-            raise VideoDecodeError(tl.video, "no frames to annotate")
-        for packet in stream.encode():
-            out.mux(packet)
-    os.replace(tmp, out_path)
-    return out_path
+    def draw(rgb: np.ndarray, index: int, time_s: float) -> np.ndarray:
+        found = tl.label_at(time_s)
+        return draw_label(rgb, f"{found[0]} {found[1]:.0%}") if found else rgb
+
+    return rewrite_video(tl.video, out_path, draw, fps=tl.fps)

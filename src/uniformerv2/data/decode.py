@@ -405,3 +405,45 @@ def add_video_stream(container, fps: float, width: int, height: int, *, crf: int
     if stream.codec_context.name in ("libx264", "h264"):
         stream.options = {"crf": str(crf), "preset": "ultrafast"}
     return stream
+
+
+def draw_label(rgb: np.ndarray, text: str) -> np.ndarray:
+    """``rgb`` with ``text`` in white on a black box in its top-left corner (a copy)."""
+    from PIL import Image, ImageDraw
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    box = draw.textbbox((4, 4), text)
+    draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
+    draw.text((4, 4), text, fill=(255, 255, 255))
+    return np.asarray(img)
+
+
+def rewrite_video(src: PathLike, dst: PathLike, draw, *, fps: float, crf: int = 23) -> Path:
+    """Every frame of ``src``, upright, through ``draw(rgb, index, seconds_from_the_first_frame) -> rgb``, encoded as
+    H.264 into ``dst``: written under a temporary name and moved into place, so an interrupted run leaves nothing."""
+    import av
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
+    try:
+        with av.open(str(src), metadata_errors="ignore") as source, av.open(str(tmp), "w") as out:
+            video = source.streams.video[0]
+            video.thread_type = "AUTO"
+            stream = start = None
+            for n, frame in enumerate(source.decode(video)):
+                t = float(frame.pts * video.time_base) if frame.pts is not None else None
+                rgb = frame_to_rgb(frame)
+                if stream is None:
+                    stream = add_video_stream(out, fps, rgb.shape[1], rgb.shape[0], crf=crf)
+                    start = t or 0.0
+                img = draw(rgb, n, (t - start) if t is not None else n / fps)[: stream.height, : stream.width]
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                    out.mux(packet)
+            if stream is None:
+                raise VideoDecodeError(src, "no frames to draw on")
+            for packet in stream.encode():
+                out.mux(packet)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst

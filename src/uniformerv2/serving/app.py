@@ -235,6 +235,16 @@ class _Service:
         """The outputs of the batcher's futures, awaited in order."""
         return [await asyncio.wrap_future(f) for f in futures]
 
+    async def run_one(self, views: torch.Tensor, kind: str) -> tuple[torch.Tensor, list[Future]]:
+        """One request's views through the batcher: the output, and the future (for the timing); cancelled when the
+        request ends first (an error, a client gone)."""
+        futures = [self.batcher.submit(views, kind)]
+        try:
+            (out,) = await self.results(futures)
+        finally:
+            futures[0].cancel()
+        return out, futures
+
     def protocol(self, options: Mapping[str, str]) -> Protocol:
         """The model's protocol with the request's ``views`` (CLIPSxCROPS)."""
         text = _first(options, "views")
@@ -486,11 +496,7 @@ def create_app(clf: VideoClassifier, config: ServeConfig | None = None) -> FastA
                 options = _merged(request, upload)
                 k, protocol, (rows, names) = _predict_options(service, options)
                 views_t, duration, decode_s = await service.views_of(request, upload, protocol)
-                futures = [service.batcher.submit(views_t, "logits")]
-                try:
-                    (logits,) = await service.results(futures)
-                finally:
-                    futures[0].cancel()
+                logits, futures = await service.run_one(views_t, "logits")
                 return {"video": upload.filename, "model": cfg.model_name, "protocol": protocol.describe(),
                         "views": protocol.views, "duration_s": round(duration, 3),
                         "predictions": _top(_scores(logits, rows), names, k),
@@ -509,11 +515,7 @@ def create_app(clf: VideoClassifier, config: ServeConfig | None = None) -> FastA
             async with service.upload(request) as upload:
                 protocol = service.protocol(_merged(request, upload))
                 views_t, duration, decode_s = await service.views_of(request, upload, protocol)
-                futures = [service.batcher.submit(views_t, "pooled")]
-                try:
-                    (feats,) = await service.results(futures)
-                finally:
-                    futures[0].cancel()
+                feats, futures = await service.run_one(views_t, "pooled")
                 vector = feats.mean(0)
                 return {"video": upload.filename, "model": cfg.model_name, "kind": "pooled",
                         "protocol": protocol.describe(), "views": protocol.views, "duration_s": round(duration, 3),

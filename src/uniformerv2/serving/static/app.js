@@ -105,29 +105,35 @@ function color(label) {
 
 function cssColor(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
+// One class as a list item: its name and score over a bar (`trackClass`/`fillTag`: the two views' bar markup).
+function scoreItem(p, trackClass, fillTag) {
+  const li = document.createElement("li");
+  li.dataset.label = p.label;
+  li.dataset.score = String(p.score);
+  const head = document.createElement("div");
+  head.className = "head";
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = p.label;
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = percent(p.score);
+  head.append(label, score);
+  const track = document.createElement("div");
+  track.className = trackClass;
+  const fill = document.createElement(fillTag);
+  track.append(fill);
+  li.append(head, track);
+  return [li, fill];
+}
+
 function showPredictions(result) {
   const list = $("predictions");
   list.replaceChildren();
   state.colors = new Map();
   for (const p of result.predictions) {
-    const li = document.createElement("li");
-    const head = document.createElement("div");
-    head.className = "head";
-    const label = document.createElement("span");
-    label.className = "label";
-    label.textContent = p.label;
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = percent(p.score);
-    head.append(label, score);
-    const track = document.createElement("div");
-    track.className = "track";
-    const fill = document.createElement("div");
+    const [li, fill] = scoreItem(p, "track", "div");
     fill.className = "fill " + color(p.label).slice(2);
-    track.append(fill);
-    li.append(head, track);
-    li.dataset.label = p.label;
-    li.dataset.score = String(p.score);
     list.append(li);
     requestAnimationFrame(() => { fill.style.width = Math.max(0.5, 100 * p.score) + "%"; });
   }
@@ -450,24 +456,8 @@ function showLive(m) {
   const list = $("live-top");
   list.replaceChildren();
   for (const p of m.top) {
-    const li = document.createElement("li");
-    li.dataset.label = p.label;
-    li.dataset.score = String(p.score);
-    const head = document.createElement("div");
-    head.className = "head";
-    const label = document.createElement("span");
-    label.className = "label";
-    label.textContent = p.label;
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = percent(p.score);
-    head.append(label, score);
-    const bar = document.createElement("div");
-    bar.className = "bar";
-    const fill = document.createElement("i");
+    const [li, fill] = scoreItem(p, "bar", "i");
     fill.style.width = Math.max(0.5, 100 * p.score) + "%";
-    bar.append(fill);
-    li.append(head, bar);
     list.append(li);
   }
   list.dataset.streamTime = String(m.stream_time);
