@@ -87,3 +87,23 @@ def test_an_unknown_class_name_is_one_error_with_suggestions(tmp_path, capsys):
     assert main(["explain", str(DEMO), "--checkpoint", str(ckpt), "--labels", str(tmp_path / "names.txt"),
                  "--class", "jumping", "--out-dir", str(tmp_path / "o")]) == 1
     assert "--class 'jumping' is not a class of the model; closest: 'jump'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--block", "9"], "--block 9: the model has local blocks 0..2"),
+    (["--method", "saliency"], "invalid choice: 'saliency'"),
+])
+def test_bad_explain_options_are_one_line(tmp_path, capsys, argv, message):
+    ckpt = save_checkpoint(_model(), tmp_path / "tiny.safetensors")
+    try:
+        code = main(["explain", str(DEMO), "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / "o"), *argv])
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code
+    assert code in (1, 2) and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_a_missing_video_is_one_error_line(tmp_path, capsys):
+    ckpt = save_checkpoint(_model(), tmp_path / "tiny.safetensors")
+    assert main(["explain", str(tmp_path / "gone.mp4"), "--checkpoint", str(ckpt)]) == 1
+    assert capsys.readouterr().err.strip() == f"uniformerv2 explain: error: {tmp_path / 'gone.mp4'}: no such file"

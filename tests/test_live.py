@@ -112,3 +112,20 @@ def test_a_udp_stream_is_recognised_and_when_it_stops_the_run_ends_with_one_erro
     assert max(d["lag"] for d in decisions) < 1.0 + 1.0
     assert live.returncode == 1 and "stalled: no data for 2 s" in err
     assert "gave up after 1 reconnects" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--window", "0"], "argument --window: '0': must be a positive duration"),
+    (["--every", "soon"], "argument --every: 'soon': expected a duration in seconds"),
+])
+def test_bad_live_options_are_one_usage_line(model_and_video, capsys, argv, message):
+    model_path, video = model_and_video
+    with pytest.raises(SystemExit) as info:
+        main(["live", str(video), "--checkpoint", str(model_path), *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_missing_file_is_one_error_line(model_and_video, tmp_path, capsys):
+    model_path, _ = model_and_video
+    assert main(["live", str(tmp_path / "gone.mp4"), "--checkpoint", str(model_path), "--reconnects", "0"]) == 1
+    assert "gone.mp4: cannot be opened" in capsys.readouterr().err.strip().splitlines()[-1]
