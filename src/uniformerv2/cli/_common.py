@@ -14,12 +14,13 @@ import sys
 import typing
 from typing import Any, Callable, Sequence
 
+from ..duration import Duration, parse_duration
 from ..errors import UsageError
 
 __all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_PARTIAL", "parse_overrides", "normalize_argv", "command",
            "add_model_arguments", "model_source", "add_speed_arguments", "add_labels_argument",
            "add_workers_argument", "add_set_argument", "add_size_argument", "add_batch_arguments", "model_overrides",
-           "positive_float", "non_negative_float", "add_dataclass_arguments", "positive_int", "seconds",
+           "positive_float", "non_negative_float", "add_dataclass_arguments", "positive_int", "seconds", "duration",
            "views", "alias", "warn", "exit_status"]
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
@@ -169,14 +170,19 @@ def add_batch_arguments(p: argparse.ArgumentParser, workers_help: str) -> None:
 
 
 def seconds(text: str) -> float:
-    """'2s' or '2' -> 2.0 seconds (positive)."""
+    """A clock time in seconds for argparse: ``2`` or ``2s`` (frames, ``16f``, are refused: no frame rate here)."""
     try:
-        value = float(text[:-1] if text.endswith("s") else text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration in seconds, e.g. 2s") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive duration, e.g. 2s")
-    return value
+        return parse_duration(text, frames=False).value
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def duration(text: str) -> Duration:
+    """A length of video for argparse: ``2`` or ``2s`` seconds, ``16f`` frames (see :mod:`uniformerv2.duration`)."""
+    try:
+        return parse_duration(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def views(text: str) -> tuple[int, int]:

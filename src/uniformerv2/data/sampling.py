@@ -6,6 +6,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..duration import video_duration
+
 RNG = Union[np.random.Generator, np.random.RandomState, None]
 
 
@@ -104,8 +106,7 @@ def window_indices(times: np.ndarray, window_s: float, stride_s: float, frames: 
     rel = np.asarray(times, dtype=np.float64) - float(times[0])
     n = len(rel)
     if duration is None:
-        frame_s = float(rel[-1] - rel[-2]) if n > 1 else 1.0 / 30
-        duration = rel[-1] + frame_s  # the last frame is shown for one frame interval
+        duration = video_duration(rel)
     span = min(window_s, duration)
     last = max(0.0, duration - window_s)
     starts = np.arange(0.0, last + 1e-9, stride_s)
