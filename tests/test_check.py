@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import portrait_frames, set_display_rotation, write_frames, write_lamp_dataset
-from uniformerv2 import doctor
+from uniformerv2 import check
 from uniformerv2.cli import main
 
 PRESET = "uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb"
@@ -165,9 +165,9 @@ def test_class_folders_against_a_models_class_names(dataset, tmp_path, capsys):
     rc = main(["check", "--folder", str(root), "--model", PRESET, "--out-dir", str(tmp_path / "out"),
                "--no-progress", "--workers", "1", "--write-clean"])
     report = json.loads((tmp_path / "out/check.json").read_text())
-    names = doctor.model_classes(PRESET).class_names
+    names = check.model_classes(PRESET).class_names
     assert rc == 1 and len(names) == 400
-    assert report["protocol"] == doctor.model_classes(PRESET).protocol.to_dict()
+    assert report["protocol"] == check.model_classes(PRESET).protocol.to_dict()
     problems = {p["kind"]: p for p in report["problems"]}
     assert set(problems) == {"unknown-class", "empty-class"}
     assert problems["unknown-class"]["path"].endswith("playing_guitr") and "'playing guitar'" in \
@@ -194,7 +194,7 @@ def test_label_names_against_a_models_classes(dataset, tmp_path):
 def test_what_a_video_is(tmp_path):
     path = write_frames(tmp_path / "phone.mp4", portrait_frames(frames=4, height=48, width=32))
     set_display_rotation(path, 90)  # shown turned 90 degrees clockwise, as a phone records
-    info = doctor.inspect_video(str(path))
+    info = check.inspect_video(str(path))
     assert info.ok and (info.frames, info.fps, info.codec) == (4, 10.0, "h264")
     assert info.duration == pytest.approx(0.4)
     assert (info.width, info.height, info.coded_width, info.coded_height, info.rotation) == (48, 32, 32, 48, 270)
@@ -204,11 +204,11 @@ def test_what_a_video_is(tmp_path):
 def test_near_duplicates_match_copies_not_other_videos(dataset):
     hashes = {}
     for name in ("c0/0.mp4", "c0/1.mp4", "c1/0.mp4", "c1/1.mp4", "c1/resized.mp4", "c2/1.mp4", "c2/trimmed.mp4"):
-        hashes[name] = doctor.inspect_video(str(dataset / name)).hashes
-    assert doctor.near_score(hashes["c1/1.mp4"], hashes["c1/resized.mp4"]) <= doctor.NEAR_THRESHOLD
-    assert doctor.near_score(hashes["c2/1.mp4"], hashes["c2/trimmed.mp4"]) <= doctor.NEAR_THRESHOLD
+        hashes[name] = check.inspect_video(str(dataset / name)).hashes
+    assert check.near_score(hashes["c1/1.mp4"], hashes["c1/resized.mp4"]) <= check.NEAR_THRESHOLD
+    assert check.near_score(hashes["c2/1.mp4"], hashes["c2/trimmed.mp4"]) <= check.NEAR_THRESHOLD
     for a, b in (("c0/0.mp4", "c0/1.mp4"), ("c0/0.mp4", "c1/0.mp4"), ("c1/0.mp4", "c1/1.mp4")):
-        assert doctor.near_score(hashes[a], hashes[b]) > doctor.NEAR_THRESHOLD, (a, b)
+        assert check.near_score(hashes[a], hashes[b]) > check.NEAR_THRESHOLD, (a, b)
 
 
 def test_usage_errors_are_one_line(tmp_path, capsys):
