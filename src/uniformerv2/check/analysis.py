@@ -6,6 +6,7 @@ import collections
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from ..data.lists import VideoSample
@@ -13,8 +14,8 @@ from ..errors import UsageError
 from ..protocol import Protocol
 from .hashing import NEAR_THRESHOLD, near_pairs
 from .probe import decode_problem, inspect_videos
-from .records import (DEFAULT_PROTOCOL, PROBLEM_KINDS, CheckReport, Finding, SampleProblem, Split, file_key,
-                      label_problem)
+from .records import (DEFAULT_PROTOCOL, PROBLEM_KINDS, CheckReport, Finding, SampleProblem, Split, VideoInfo,
+                      file_key, label_problem)
 
 __all__ = ["check_dataset", "check_samples"]
 
@@ -35,27 +36,55 @@ def check_dataset(splits: Sequence[Split], *, protocol: Protocol = DEFAULT_PROTO
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     paths = [file_key(s.path) for split in splits for s in split.samples]
     videos = inspect_videos(paths, protocol, workers=workers, timeout=timeout, progress=progress) if paths else {}
-    problems: list[Finding] = [f for s in splits for f in s.findings]
-    problems += [f for f in findings if f.level == "problem"]
-    warnings: list[Finding] = [f for f in findings if f.level == "warning"]
+    found = _Findings([f for s in splits for f in s.findings] + [f for f in findings if f.level == "problem"],
+                      [f for f in findings if f.level == "warning"])
+    _file_findings(splits, videos, found)
+    num_classes, num_classes_source, class_counts = _label_findings(
+        splits, videos, found, num_classes, num_classes_source, class_names, min_per_class)
+    exact_groups, pairs = _duplicate_findings(splits, videos, found)
+    order = {k: n for n, k in enumerate(PROBLEM_KINDS)}
+    split_order = {s.name: n for n, s in enumerate(splits)}
+    found.problems.sort(key=lambda f: (split_order.get(f.split or "", -1), f.line or 0, order.get(f.kind, 99)))
+    return CheckReport(protocol=protocol, splits=list(splits), videos=videos, problems=found.problems,
+                       warnings=found.warnings, num_classes=num_classes, num_classes_source=num_classes_source,
+                       class_names=None if class_names is None else list(class_names), class_counts=class_counts,
+                       name_matches=list(name_matches), exact_groups=exact_groups, near_pairs=pairs,
+                       seconds=time.perf_counter() - t0, workers=workers, timeout=timeout)
 
-    def add(kind: str, detail: str, split: Split, i: int, related: Sequence[str] = (), level: str = "problem"
-            ) -> None:
+
+@dataclass
+class _Findings:
+    """The problems and warnings found so far, in the order found."""
+
+    problems: list[Finding]
+    warnings: list[Finding]
+
+    def add(self, kind: str, detail: str, split: Split, i: int, related: Sequence[str] = (),
+            level: str = "problem") -> None:
+        """A finding about entry ``i`` of ``split``."""
         s = split.samples[i]
-        (problems if level == "problem" else warnings).append(
+        (self.problems if level == "problem" else self.warnings).append(
             Finding(kind, detail, level=level, split=split.name, path=s.path, line=s.line, label=s.label,
                     related=list(related), entry=i))
 
-    # the files: unusable ones, and their warnings
+
+def _file_findings(splits: Sequence[Split], videos: dict[str, VideoInfo], found: _Findings) -> None:
+    """The unusable files, and the warnings about usable ones."""
     for split in splits:
         for i, s in enumerate(split.samples):
             v = videos[file_key(s.path)]
             if not v.ok:
-                add(v.kind or "decode-error", v.error or "", split, i)
+                found.add(v.kind or "decode-error", v.error or "", split, i)
             for kind, detail in v.warnings:
-                add(kind, detail, split, i, level="warning")
+                found.add(kind, detail, split, i, level="warning")
 
-    # labels
+
+def _label_findings(splits: Sequence[Split], videos: dict[str, VideoInfo], found: _Findings,
+                    num_classes: Optional[int], num_classes_source: Optional[str],
+                    class_names: Optional[Sequence[str]], min_per_class: int
+                    ) -> tuple[Optional[int], Optional[str], dict[str, list[int]]]:
+    """Labels missing or out of range, empty, small and unbalanced classes. Returns the number of classes (given,
+    the class names', else the largest label + 1), where it comes from, and each list's usable videos per class."""
     labelled = [s.label for split in splits for s in split.samples if s.label is not None]
     if num_classes is None and class_names is not None:
         num_classes, num_classes_source = len(class_names), num_classes_source or "the class names"
@@ -66,7 +95,7 @@ def check_dataset(splits: Sequence[Split], *, protocol: Protocol = DEFAULT_PROTO
         unlabelled = [i for i, s in enumerate(split.samples) if s.label is None]
         if split.kind == "list" and unlabelled and len(unlabelled) < len(split.samples):
             for i in unlabelled:
-                add("no-label", "no label, in a list whose other entries have one", split, i)
+                found.add("no-label", "no label, in a list whose other entries have one", split, i)
         if num_classes is None:
             continue
         counts = [0] * num_classes
@@ -75,7 +104,7 @@ def check_dataset(splits: Sequence[Split], *, protocol: Protocol = DEFAULT_PROTO
                 continue
             bad_label = label_problem(s.label, num_classes)
             if bad_label:
-                add(bad_label[0], f"{bad_label[1]} ({num_classes_source})", split, i)
+                found.add(bad_label[0], f"{bad_label[1]} ({num_classes_source})", split, i)
             elif videos[file_key(s.path)].ok:
                 counts[s.label] += 1
         if split.kind == "list" and not any(s.label is not None for s in split.samples):
@@ -88,18 +117,25 @@ def check_dataset(splits: Sequence[Split], *, protocol: Protocol = DEFAULT_PROTO
         for c in expected:
             what = _class_text(c, class_names)
             if counts[c] == 0:
-                problems.append(Finding("empty-class", f"class {what} has no usable video", split=split.name,
-                                        label=c))
+                found.problems.append(Finding("empty-class", f"class {what} has no usable video", split=split.name,
+                                              label=c))
             elif counts[c] < min_per_class:
-                warnings.append(Finding("small-class", f"class {what} has {counts[c]} usable video"
-                                        f"{'s' if counts[c] != 1 else ''} (fewer than {min_per_class})",
-                                        level="warning", split=split.name, label=c))
+                found.warnings.append(Finding("small-class", f"class {what} has {counts[c]} usable video"
+                                              f"{'s' if counts[c] != 1 else ''} (fewer than {min_per_class})",
+                                              level="warning", split=split.name, label=c))
         nonzero = [counts[c] for c in expected if counts[c]]
         if len(nonzero) > 1 and max(nonzero) >= 10 * min(nonzero):
-            warnings.append(Finding("imbalance", f"class sizes range from {min(nonzero)} to {max(nonzero)} videos "
-                                    f"({max(nonzero) / min(nonzero):.0f}x)", level="warning", split=split.name))
+            found.warnings.append(Finding("imbalance", f"class sizes range from {min(nonzero)} to {max(nonzero)} "
+                                          f"videos ({max(nonzero) / min(nonzero):.0f}x)", level="warning",
+                                          split=split.name))
+    return num_classes, num_classes_source, class_counts
 
-    # duplicates: one representative file per content (sha256), then near pairs between representatives
+
+def _duplicate_findings(splits: Sequence[Split], videos: dict[str, VideoInfo], found: _Findings
+                        ) -> tuple[list[list[str]], list[dict[str, Any]]]:
+    """Duplicates and near duplicates within a list, leakage into later lists. Returns the groups of files with the
+    same bytes and the near-duplicate pairs (for the report)."""
+    # one representative file per content (sha256), then near pairs between representatives
     usable = {k: v for k, v in videos.items() if v.ok}
     by_sha: dict[str, list[str]] = collections.defaultdict(list)
     for k, v in usable.items():
@@ -126,14 +162,14 @@ def check_dataset(splits: Sequence[Split], *, protocol: Protocol = DEFAULT_PROTO
                 first = split.samples[seen[h]]
                 how = ("the same file, listed again" if file_key(first.path) == file_key(s.path)
                        else "the same bytes")
-                add("duplicate", f"{how} as {_entry_text(split, first)}", split, i, [first.path])
+                found.add("duplicate", f"{how} as {_entry_text(split, first)}", split, i, [first.path])
             else:
                 earlier = [(score, seen[g]) for g, score in near_of.get(h, {}).items() if g in seen]
                 if earlier:
                     score, j = min(earlier)
                     first = split.samples[j]
-                    add("near-duplicate", f"the same content as {_entry_text(split, first)}, "
-                        f"score {score:.3f} <= {NEAR_THRESHOLD}", split, i, [first.path])
+                    found.add("near-duplicate", f"the same content as {_entry_text(split, first)}, "
+                              f"score {score:.3f} <= {NEAR_THRESHOLD}", split, i, [first.path])
                 seen[h] = i
     for a, split in enumerate(splits):
         for later in splits[a + 1:]:
@@ -154,19 +190,12 @@ def check_dataset(splits: Sequence[Split], *, protocol: Protocol = DEFAULT_PROTO
                     how = (("the same file" if same_file else "the same bytes") if score < 0
                            else f"a near duplicate, score {score:.3f}")
                     more = f", and {len(hits) - 1} more" if len(hits) > 1 else ""
-                    add("leakage", f"also in {later.name}: {_entry_text(later, x)}, {how}{more}", split, i,
-                        sorted({y.path for _, y in hits}))
+                    found.add("leakage", f"also in {later.name}: {_entry_text(later, x)}, {how}{more}", split, i,
+                              sorted({y.path for _, y in hits}))
 
     exact_groups = [sorted(by_sha[h]) for h in shas if len(by_sha[h]) > 1]
     pairs = [{"a": reps[i].path, "b": reps[j].path, "score": round(score, 4)} for (i, j), score in near.items()]
-    order = {k: n for n, k in enumerate(PROBLEM_KINDS)}
-    split_order = {s.name: n for n, s in enumerate(splits)}
-    problems.sort(key=lambda f: (split_order.get(f.split or "", -1), f.line or 0, order.get(f.kind, 99)))
-    return CheckReport(protocol=protocol, splits=list(splits), videos=videos, problems=problems, warnings=warnings,
-                       num_classes=num_classes, num_classes_source=num_classes_source,
-                       class_names=None if class_names is None else list(class_names), class_counts=class_counts,
-                       name_matches=list(name_matches), exact_groups=exact_groups, near_pairs=pairs,
-                       seconds=time.perf_counter() - t0, workers=workers, timeout=timeout)
+    return exact_groups, pairs
 
 
 def _class_text(c: int, class_names: Optional[Sequence[str]]) -> str:
