@@ -15,6 +15,7 @@ import pytest
 from helpers import portrait_frames, set_display_rotation, write_frames, write_lamp_dataset
 from uniformerv2 import check
 from uniformerv2.cli import main
+from uniformerv2.errors import UsageError
 
 PRESET = "uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb"
 
@@ -217,3 +218,29 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
     assert main(["check", "--ann-file", str(tmp_path / "nope.txt")]) == 1
     err = capsys.readouterr().err
     assert err.count("uniformerv2 check: error:") == 3 and "Traceback" not in err
+
+
+def test_run_is_the_command(dataset, tmp_path):
+    """``check.run`` takes the command's options as keyword arguments, writes the same files and returns the report."""
+    report = check.run(ann_file=dataset / "train.txt", data_root=dataset, val_ann_file=dataset / "val.txt",
+                       num_classes=4, out_dir=tmp_path / "out", workers=2, progress=False)
+    assert report.exit_status == 1 and not report.ok
+    assert _found(report.to_dict(), dataset) == PLANTED
+    assert [p.name for p in report.written[:2]] == ["check.json", "check.md"] and report.clean_lists == []
+    assert json.loads((tmp_path / "out/check.json").read_text())["problems"] == report.to_dict()["problems"]
+    with pytest.raises(UsageError, match="--drop-duplicates"):
+        check.run(ann_file=dataset / "train.txt", drop_duplicates=True)
+
+
+def test_malformed_lines_are_findings_with_the_readers_reasons(tmp_path):
+    from uniformerv2.data import AnnotationError, read_annotation_list
+    (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4 x\n\nc.mp4 1 2\nd.mp4 -1\ne.mp4\n")
+    split = check.load_list_split("train", tmp_path / "list.txt", "root")
+    assert [(s.path, s.label, s.line) for s in split.samples] == [("root/a.mp4", 0, 1), ("root/e.mp4", None, 6)]
+    assert [(f.kind, f.line, f.path) for f in split.findings] == [("malformed-line", 2, "b.mp4"),
+                                                                  ("malformed-line", 4, "c.mp4"),
+                                                                  ("malformed-line", 5, "d.mp4")]
+    with pytest.raises(AnnotationError) as info:
+        read_annotation_list(tmp_path / "list.txt", "root")
+    for f in split.findings:  # one parser: the same reasons, each with its line
+        assert f"list.txt:{f.line}: {f.detail}" in str(info.value)
