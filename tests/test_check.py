@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from helpers import portrait_frames, set_display_rotation, write_frames, write_lamp_dataset
-from uniformerv2 import doctor
+from uniformerv2 import check
 from uniformerv2.cli import main
+from uniformerv2.errors import UsageError
 
 PRESET = "uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb"
 
@@ -165,9 +166,9 @@ def test_class_folders_against_a_models_class_names(dataset, tmp_path, capsys):
     rc = main(["check", "--folder", str(root), "--model", PRESET, "--out-dir", str(tmp_path / "out"),
                "--no-progress", "--workers", "1", "--write-clean"])
     report = json.loads((tmp_path / "out/check.json").read_text())
-    names = doctor.model_classes(PRESET).class_names
+    names = check.model_classes(PRESET).class_names
     assert rc == 1 and len(names) == 400
-    assert report["protocol"] == doctor.model_classes(PRESET).protocol.to_dict()
+    assert report["protocol"] == check.model_classes(PRESET).protocol.to_dict()
     problems = {p["kind"]: p for p in report["problems"]}
     assert set(problems) == {"unknown-class", "empty-class"}
     assert problems["unknown-class"]["path"].endswith("playing_guitr") and "'playing guitar'" in \
@@ -194,7 +195,7 @@ def test_label_names_against_a_models_classes(dataset, tmp_path):
 def test_what_a_video_is(tmp_path):
     path = write_frames(tmp_path / "phone.mp4", portrait_frames(frames=4, height=48, width=32))
     set_display_rotation(path, 90)  # shown turned 90 degrees clockwise, as a phone records
-    info = doctor.inspect_video(str(path))
+    info = check.inspect_video(str(path))
     assert info.ok and (info.frames, info.fps, info.codec) == (4, 10.0, "h264")
     assert info.duration == pytest.approx(0.4)
     assert (info.width, info.height, info.coded_width, info.coded_height, info.rotation) == (48, 32, 32, 48, 270)
@@ -204,11 +205,11 @@ def test_what_a_video_is(tmp_path):
 def test_near_duplicates_match_copies_not_other_videos(dataset):
     hashes = {}
     for name in ("c0/0.mp4", "c0/1.mp4", "c1/0.mp4", "c1/1.mp4", "c1/resized.mp4", "c2/1.mp4", "c2/trimmed.mp4"):
-        hashes[name] = doctor.inspect_video(str(dataset / name)).hashes
-    assert doctor.near_score(hashes["c1/1.mp4"], hashes["c1/resized.mp4"]) <= doctor.NEAR_THRESHOLD
-    assert doctor.near_score(hashes["c2/1.mp4"], hashes["c2/trimmed.mp4"]) <= doctor.NEAR_THRESHOLD
+        hashes[name] = check.inspect_video(str(dataset / name)).hashes
+    assert check.near_score(hashes["c1/1.mp4"], hashes["c1/resized.mp4"]) <= check.NEAR_THRESHOLD
+    assert check.near_score(hashes["c2/1.mp4"], hashes["c2/trimmed.mp4"]) <= check.NEAR_THRESHOLD
     for a, b in (("c0/0.mp4", "c0/1.mp4"), ("c0/0.mp4", "c1/0.mp4"), ("c1/0.mp4", "c1/1.mp4")):
-        assert doctor.near_score(hashes[a], hashes[b]) > doctor.NEAR_THRESHOLD, (a, b)
+        assert check.near_score(hashes[a], hashes[b]) > check.NEAR_THRESHOLD, (a, b)
 
 
 def test_usage_errors_are_one_line(tmp_path, capsys):
@@ -217,3 +218,29 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
     assert main(["check", "--ann-file", str(tmp_path / "nope.txt")]) == 1
     err = capsys.readouterr().err
     assert err.count("uniformerv2 check: error:") == 3 and "Traceback" not in err
+
+
+def test_run_is_the_command(dataset, tmp_path):
+    """``check.run`` takes the command's options as keyword arguments, writes the same files and returns the report."""
+    report = check.run(ann_file=dataset / "train.txt", data_root=dataset, val_ann_file=dataset / "val.txt",
+                       num_classes=4, out_dir=tmp_path / "out", workers=2, progress=False)
+    assert report.exit_status == 1 and not report.ok
+    assert _found(report.to_dict(), dataset) == PLANTED
+    assert [p.name for p in report.written[:2]] == ["check.json", "check.md"] and report.clean_lists == []
+    assert json.loads((tmp_path / "out/check.json").read_text())["problems"] == report.to_dict()["problems"]
+    with pytest.raises(UsageError, match="--drop-duplicates"):
+        check.run(ann_file=dataset / "train.txt", drop_duplicates=True)
+
+
+def test_malformed_lines_are_findings_with_the_readers_reasons(tmp_path):
+    from uniformerv2.data import AnnotationError, read_annotation_list
+    (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4 x\n\nc.mp4 1 2\nd.mp4 -1\ne.mp4\n")
+    split = check.load_list_split("train", tmp_path / "list.txt", "root")
+    assert [(s.path, s.label, s.line) for s in split.samples] == [("root/a.mp4", 0, 1), ("root/e.mp4", None, 6)]
+    assert [(f.kind, f.line, f.path) for f in split.findings] == [("malformed-line", 2, "b.mp4"),
+                                                                  ("malformed-line", 4, "c.mp4"),
+                                                                  ("malformed-line", 5, "d.mp4")]
+    with pytest.raises(AnnotationError) as info:
+        read_annotation_list(tmp_path / "list.txt", "root")
+    for f in split.findings:  # one parser: the same reasons, each with its line
+        assert f"list.txt:{f.line}: {f.detail}" in str(info.value)

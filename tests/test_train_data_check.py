@@ -5,7 +5,7 @@ import pytest
 from uniformerv2.cli import main
 from uniformerv2.demo import make_lamp_video, write_video
 from helpers import train_config
-from uniformerv2.data import BadSamplesError, check_samples
+from uniformerv2.check import PROBLEM_KINDS, BadSamplesError, check_samples
 from uniformerv2.engine.train import Trainer
 
 
@@ -35,8 +35,10 @@ def test_every_problem_is_reported_before_training(bad_list):
     by_path = {}
     for p in problems:
         by_path.setdefault(p.path.rsplit("/", 1)[-1], set()).add(p.kind)
-    assert by_path == {"missing.mp4": {"missing"}, "good1.mp4": {"label"}, "corrupt.mp4": {"decode"},
-                       "empty.mp4": {"decode"}, "also_missing.mp4": {"missing", "label"}}
+    # the kinds of `uniformerv2 check` (PROBLEM_KINDS): corrupt.mp4's second MP4 box runs past its end
+    assert by_path == {"missing.mp4": {"missing"}, "good1.mp4": {"label-out-of-range"}, "corrupt.mp4": {"truncated"},
+                       "empty.mp4": {"empty"}, "also_missing.mp4": {"missing", "label-out-of-range"}}
+    assert {p.kind for p in problems} <= set(PROBLEM_KINDS)  # one vocabulary for train and check
     msg = str(info.value)
     for name in ("missing.mp4", "good1.mp4", "corrupt.mp4", "empty.mp4", "also_missing.mp4", "--skip-bad-samples"):
         assert name in msg
@@ -56,7 +58,7 @@ def test_check_samples_without_decoding(bad_list):
     from uniformerv2.data import read_annotation_list
     samples = read_annotation_list(bad_list / "train.txt", bad_list)
     kinds = sorted(p.kind for p in check_samples(samples, 3, decode=False))
-    assert kinds == ["label", "label", "missing", "missing"]
+    assert kinds == ["label-out-of-range", "label-out-of-range", "missing", "missing"]
 
 
 def test_cli_reports_bad_samples(bad_list, capsys):

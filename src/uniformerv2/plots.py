@@ -1,4 +1,4 @@
-"""Every PNG the package writes: training curves, the confusion matrix, the timeline plot.
+"""Every PNG the package writes: training curves, the confusion matrix, the timeline plot, the dataset check.
 
 Figures are drawn on their own ``Figure`` with the Agg canvas, never through ``pyplot`` or ``matplotlib.use``, so
 plotting here never changes a notebook's or an application's matplotlib backend. Files are written atomically.
@@ -8,14 +8,14 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .atomic import atomic_write_bytes
 
 __all__ = ["write_curves", "write_confusion_png", "write_timeline_png", "top_confused_pairs", "write_map_grid",
-           "write_frame_contributions"]
+           "write_frame_contributions", "write_dataset_charts"]
 
 
 def _figure(width: float, height: float, dpi: int = 100) -> Any:
@@ -193,3 +193,54 @@ def write_frame_contributions(path: str | os.PathLike, shares: dict[str, np.ndar
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def write_dataset_charts(out_dir: str | os.PathLike, *, durations: Sequence[float], fps: Sequence[float],
+                         resolutions: Mapping[str, int], class_counts: Mapping[str, Sequence[int]],
+                         class_names: Sequence[str] | None = None) -> dict[str, Path]:
+    """The charts of a dataset check in ``out_dir``, those with data: histograms of the durations (s) and frame
+    rates, the resolutions ('WxH' -> videos, the 15 commonest) and the videos per class of each list. Returns
+    chart ('duration', 'fps', 'resolution', 'classes') -> path."""
+    out = Path(out_dir)
+    written: dict[str, Path] = {}
+    for key, values, name, xlabel in (("duration", durations, "durations.png", "duration (s)"),
+                                      ("fps", fps, "fps.png", "frames per second")):
+        if not len(values):
+            continue
+        fig = _figure(6, 3.5)
+        ax = fig.add_subplot()
+        ax.hist(values, bins=min(40, max(5, len(set(np.round(values, 2))))), color="tab:blue", edgecolor="white")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("videos")
+        ax.set_title(f"{xlabel.split(' (')[0]} of {len(values)} usable videos")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        written[key] = _save(fig, out / name)
+    if resolutions:
+        top = sorted(resolutions.items(), key=lambda kv: -kv[1])[:15]  # stable: ties keep their first-seen order
+        fig = _figure(6, 0.6 + 0.3 * len(top) + 1)
+        ax = fig.add_subplot()
+        ax.barh([k for k, _ in top][::-1], [n for _, n in top][::-1], color="tab:green")
+        ax.set_xlabel("videos")
+        ax.set_title("resolution (width x height as shown)" + (f", top 15 of {len(resolutions)}"
+                                                                 if len(resolutions) > 15 else ""))
+        fig.tight_layout()
+        written["resolution"] = _save(fig, out / "resolutions.png")
+    if class_counts:
+        n = max(len(c) for c in class_counts.values())
+        fig = _figure(min(16, max(6, 0.25 * n + 2)), 4)
+        ax = fig.add_subplot()
+        width = 0.8 / len(class_counts)
+        for k, (name, counts) in enumerate(class_counts.items()):
+            ax.bar(np.arange(len(counts)) + k * width, counts, width=width, label=name)
+        ax.set_xlabel("class")
+        ax.set_ylabel("usable videos")
+        ax.set_title("videos per class")
+        if n <= 40:
+            labels = [str(c) if class_names is None else class_names[c][:20] for c in range(n)]
+            ax.set_xticks(np.arange(n) + 0.4 - width / 2, labels=labels, rotation=90, fontsize=7)
+        ax.legend()
+        ax.grid(alpha=0.3, axis="y")
+        fig.tight_layout()
+        written["classes"] = _save(fig, out / "class_counts.png")
+    return written

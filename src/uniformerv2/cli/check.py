@@ -1,9 +1,7 @@
-"""``uniformerv2 check``: a dataset doctor: broken videos, duplicates, leakage and label problems, before a run."""
+"""``uniformerv2 check``: broken videos, duplicates, leakage and label problems of a dataset, before a run."""
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 from typing import Any
 
 from ._common import EXIT_OK, add_labels_argument, add_workers_argument, command, positive_int, seconds
@@ -57,59 +55,17 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import doctor
-    from ..data.labels import read_label_map
-    from ..errors import UsageError
-    if bool(args.ann_file) == bool(args.folder):
-        raise UsageError("give the videos as --ann-file FILE [--data-root DIR] or as --folder DIR")
-    if args.val_data_root and not args.val_ann_file:
-        raise UsageError("--val-data-root needs --val-ann-file")
-    if args.drop_duplicates and not args.write_clean:
-        raise UsageError("--drop-duplicates only applies to the lists --write-clean writes")
-    if args.num_classes is not None and (args.labels or args.model):
-        raise UsageError("give the classes once: --num-classes, or --labels and/or --model")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}")
-
-    model = doctor.model_classes(args.model) if args.model else None
-    protocol = (model.protocol if model else doctor.DEFAULT_PROTOCOL).replace(frames=args.frames, clips=args.clips)
-    label_names = read_label_map(args.labels) if args.labels else None
-    class_names = label_names if label_names is not None else (model.class_names if model else None)
-    num_classes = (len(label_names) if label_names is not None else model.num_classes if model
-                   else args.num_classes)
-    source = (f"--labels {args.labels}" if args.labels else f"--model {args.model}" if model
-              else "--num-classes" if args.num_classes else None)
-    matches: list = []
-    findings: list = []
-    if model is not None and label_names is not None:  # the names the lists use must be classes the model scores
-        matches, findings = doctor.labels_against_model(label_names, args.labels, model)
-
-    if args.folder:
-        aliases = doctor.model_aliases(model) if model is not None and label_names is None else None
-        split, folder_matches, warnings = doctor.load_folder_split("train", args.folder, class_names,
-                                                                   aliases=aliases)
-        matches, findings = matches + folder_matches, findings + warnings
-        if class_names is None and num_classes is None:
-            class_names, num_classes, source = split.folder_names, len(split.folder_names or []), "the class folders"
-    else:
-        split = doctor.load_list_split("train", args.ann_file, args.data_root or "")
-    splits = [split]
-    if args.val_ann_file:
-        root = args.val_data_root if args.val_data_root is not None else (args.data_root or args.folder or "")
-        splits.append(doctor.load_list_split("val", args.val_ann_file, root))
-
-    workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
-    report = doctor.check_dataset(splits, protocol=protocol, num_classes=num_classes, num_classes_source=source,
-                                  class_names=class_names, name_matches=matches, findings=findings,
-                                  workers=workers, timeout=args.timeout, min_per_class=args.min_per_class,
-                                  progress=not args.no_progress)
-    out_dir = Path(args.out_dir or f"{Path(args.ann_file or args.folder).stem or 'dataset'}_check")
-    print(doctor.format_report(report))
+    from .. import check
+    report = check.run(ann_file=args.ann_file, data_root=args.data_root, folder=args.folder,
+                       val_ann_file=args.val_ann_file, val_data_root=args.val_data_root,
+                       num_classes=args.num_classes, labels=args.labels, model=args.model,
+                       min_per_class=args.min_per_class, frames=args.frames, clips=args.clips, out_dir=args.out_dir,
+                       write_clean=args.write_clean, drop_duplicates=args.drop_duplicates, workers=args.workers,
+                       timeout=args.timeout, progress=not args.no_progress)
+    print(check.format_report(report))
     print()
-    written = doctor.write_report(report, out_dir)
+    written = report.written
     print(f"wrote {written[0]}, {written[1]}" + (f" and {len(written) - 2} PNGs" if len(written) > 2 else ""))
-    if args.write_clean:
-        for path, kept, dropped in doctor.write_clean_lists(report, drop_duplicates=args.drop_duplicates,
-                                                            out_dir=out_dir):
-            print(f"wrote {path} ({kept} entries kept, {dropped} dropped)")
+    for path, kept, dropped in report.clean_lists:
+        print(f"wrote {path} ({kept} entries kept, {dropped} dropped)")
     return EXIT_OK if report.ok else EXIT_PROBLEMS

@@ -1,5 +1,4 @@
-"""Video data: decoding, temporal sampling, transforms, test views, training augmentation, lists, label maps and
-list checks.
+"""Video data: decoding, temporal sampling, transforms, test views, training augmentation, lists and label maps.
 
 >>> from uniformerv2 import Protocol
 >>> from uniformerv2.data import read_test_views, normalize
@@ -13,10 +12,11 @@ gives the original (SlowFast-based) code's test views instead.
 * :mod:`.decode`: opening videos and reading frames (PyAV, decord, torchcodec)
 * :mod:`.sampling`: which frames a clip takes; :mod:`.transforms`: resizing, crops, normalisation
 * :mod:`.views`: the test views of a video; :mod:`.augment`: the training clips
-* :mod:`.lists`: annotation lists, class folders, inputs; :mod:`.labels`: label maps; :mod:`.checks`: list checks
+* :mod:`.lists`: annotation lists, class folders, inputs; :mod:`.labels`: label maps
+
+Checking lists before a run (broken videos, labels, duplicates) is :mod:`uniformerv2.check`.
 """
 from ..errors import AnnotationError, VideoDecodeError
-from .checks import BadSamplesError, SampleProblem, check_samples
 from .decode import BACKENDS, VideoReader, open_video, probe_num_frames, read_frames
 from .labels import SHIPPED_LABEL_MAPS, read_label_map
 from .lists import VIDEO_EXTENSIONS, VideoSample, expand_inputs, read_annotation_list, scan_class_folders
@@ -29,19 +29,16 @@ from .views import (SAMPLINGS, TestViewsDataset, collate_views, read_test_views,
 __all__ = [
     "AnnotationError",
     "BACKENDS",
-    "BadSamplesError",
     "MEAN",
     "SAMPLINGS",
     "SHIPPED_LABEL_MAPS",
     "STD",
-    "SampleProblem",
     "TestViewsDataset",
     "VIDEO_EXTENSIONS",
     "VideoDecodeError",
     "VideoReader",
     "VideoSample",
     "center_crop_box",
-    "check_samples",
     "collate_views",
     "expand_inputs",
     "normalize",

@@ -5,11 +5,12 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, NamedTuple, Optional, Union
 
 from ..errors import AnnotationError
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoSample", "read_list_text", "read_annotation_list", "scan_class_folders", "expand_inputs"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoSample", "MalformedLine", "read_list_text", "parse_annotation_list",
+           "read_annotation_list", "scan_class_folders", "expand_inputs"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -37,6 +38,45 @@ def read_list_text(ann_file: PathLike) -> str:
         raise AnnotationError(f"{ann_file}: not a text file ({e.reason} at byte {e.start})") from e
 
 
+class MalformedLine(NamedTuple):
+    """A line of an annotation list that cannot be read: its number, first field and why."""
+
+    line: int
+    first_field: str
+    reason: str
+
+
+def parse_annotation_list(ann_file: PathLike, data_root: PathLike = "") -> tuple[list[VideoSample],
+                                                                               list[MalformedLine]]:
+    """Every entry of an MMAction2 video list and every malformed line, without raising for the latter (what
+    :func:`read_annotation_list` reads, and what ``uniformerv2 check`` reports line by line)."""
+    text = read_list_text(ann_file)
+    samples: list[VideoSample] = []
+    malformed: list[MalformedLine] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        fields = stripped.split()
+        if len(fields) > 2:
+            malformed.append(MalformedLine(lineno, fields[0], f"expected 'path [label]', got {len(fields)} fields: "
+                                                              f"{stripped!r}"))
+            continue
+        label = None
+        if len(fields) == 2:
+            try:
+                label = int(fields[1])
+            except ValueError:
+                malformed.append(MalformedLine(lineno, fields[0], f"label {fields[1]!r} is not an integer"))
+                continue
+            if label < 0:
+                malformed.append(MalformedLine(lineno, fields[0], f"label {label} is negative"))
+                continue
+        path = os.path.join(str(data_root), fields[0]) if str(data_root) else fields[0]
+        samples.append(VideoSample(path=path, label=label, line=lineno))
+    return samples, malformed
+
+
 def read_annotation_list(ann_file: PathLike, data_root: PathLike = "") -> list[VideoSample]:
     """Read an MMAction2 video list: one ``relative/path.mp4 label`` per line, the label optional.
 
@@ -44,29 +84,8 @@ def read_annotation_list(ann_file: PathLike, data_root: PathLike = "") -> list[V
     starting with ``#`` are skipped. Paths may not contain whitespace (as in MMAction2). Malformed lines raise one
     :class:`AnnotationError` that names the file and every bad line.
     """
-    text = read_list_text(ann_file)
-    samples: list[VideoSample] = []
-    problems: list[str] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        fields = stripped.split()
-        if len(fields) > 2:
-            problems.append(f"{ann_file}:{lineno}: expected 'path [label]', got {len(fields)} fields: {stripped!r}")
-            continue
-        label = None
-        if len(fields) == 2:
-            try:
-                label = int(fields[1])
-            except ValueError:
-                problems.append(f"{ann_file}:{lineno}: label {fields[1]!r} is not an integer")
-                continue
-            if label < 0:
-                problems.append(f"{ann_file}:{lineno}: label {label} is negative")
-                continue
-        path = os.path.join(str(data_root), fields[0]) if str(data_root) else fields[0]
-        samples.append(VideoSample(path=path, label=label, line=lineno))
+    samples, malformed = parse_annotation_list(ann_file, data_root)
+    problems = [f"{ann_file}:{m.line}: {m.reason}" for m in malformed]
     if len(problems) == 1:
         raise AnnotationError(problems[0])
     if problems:  # every bad line at once, so one edit fixes the list

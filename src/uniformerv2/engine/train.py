@@ -33,8 +33,8 @@ from torch import nn
 
 from ..atomic import append_line, atomic_write_text
 from ..config import PretrainedCfg
-from ..data import (BadSamplesError, VideoSample, check_samples, read_annotation_list, read_label_map,
-                    scan_class_folders)
+from ..check import BadSamplesError, check_samples
+from ..data import VideoSample, read_annotation_list, read_label_map, scan_class_folders
 from ..data.augment import TrainClipsDataset, TrainTransform
 from ..errors import DownloadError, UsageError
 from ..factory import init_from_clip, model_config
