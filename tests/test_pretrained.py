@@ -10,7 +10,7 @@ import torch
 import uniformerv2
 from helpers import SHARED, randomised, tiny_config
 from uniformerv2 import save_checkpoint
-from uniformerv2.checkpoint import resample_pos_embed
+from uniformerv2.conversions import resample_pos_embed
 from uniformerv2.cli import main
 from uniformerv2.data import read_label_map
 from uniformerv2.errors import AnnotationError, ConfigError

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .checkpoint import (head_size, k710_channel_map, load_checkpoint, load_state_dict, pretrained_cfg_from_metadata,
-                         read_checkpoint, save_checkpoint, config_from_metadata)
+from .checkpoint import (config_from_metadata, load_checkpoint, load_state_dict, pretrained_cfg_from_metadata,
+                         read_checkpoint, read_config, save_checkpoint)
 from .config import PretrainedCfg, UniFormerV2Config
+from .conversions import head_size, k710_channel_map
 from .errors import CheckpointError, UnknownModelError, UsageError
-from .hub import HF_HUB_PREFIX, is_url, resolve, snapshot
+from .hf_folder import HF_HUB_PREFIX, snapshot
+from .hub import is_url, resolve
 from .model import UniFormerV2
 from .protocol import Protocol
 from .zoo import CLIP_CHECKPOINT_URLS, Preset, get_preset
@@ -158,7 +160,6 @@ def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = Fa
 def model_config(name: str | os.PathLike, **overrides: Any) -> tuple[UniFormerV2Config, Preset | None]:
     """The architecture a preset or one of our checkpoint files describes, with ``overrides``, and the preset;
     nothing is built, downloaded or loaded (a file's header is read)."""
-    from .checkpoint import read_config
     preset, source = _preset_or_file(name, None)
     if preset is not None:
         cfg = preset.config
@@ -183,21 +184,24 @@ def from_pretrained(name: str | os.PathLike, **kwargs: Any) -> UniFormerV2:
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | None = None,
-            fmt: str | None = None, **overrides: Any) -> Path:
+            fmt: str | None = None, metrics: Mapping[str, Any] | None = None, **overrides: Any) -> Path:
     """Convert a checkpoint to another format, checking that it loads into the named architecture.
 
     ``model`` names the preset whose architecture the checkpoint has (not needed for our own files).
     ``fmt`` defaults from the destination: a folder (or a name without a suffix) -> a save_pretrained directory,
     ``.safetensors`` -> ours, ``.pyth`` -> original, else MMAction2.
     With ``num_classes`` only the classifier head may differ; every other missing or unexpected key is an error.
+    ``metrics`` (measured with ``test``) are stated in a folder's model card.
     """
     dst = Path(dst)
     if fmt is None:
         fmt = "pretrained" if dst.is_dir() or not dst.suffix else \
             {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
+    if metrics is not None and fmt != "pretrained":
+        raise UsageError(f"{dst}: metrics are stated in a folder's model card; the {fmt} format has no place for them")
     net = create_model(model, checkpoint=src, **overrides)
     if fmt == "pretrained":
-        return Path(net.save_pretrained(str(dst)))
+        return Path(net.save_pretrained(str(dst), metrics=metrics))
     return save_checkpoint(net, dst, fmt=fmt)
 
 

@@ -438,8 +438,8 @@ class UniFormerV2(nn.Module):
 
     def save_pretrained(self, directory: str, *, metrics: dict[str, Any] | None = None) -> str:
         """A Hugging Face-style directory: ``config.json``, ``model.safetensors`` and a model card ``README.md``
-        (see :func:`uniformerv2.checkpoint.save_pretrained`); load it with ``uniformerv2.from_pretrained``."""
-        from .checkpoint import save_pretrained
+        (see :func:`uniformerv2.hf_folder.save_pretrained`); load it with ``uniformerv2.from_pretrained``."""
+        from .hf_folder import save_pretrained
         return str(save_pretrained(self, directory, metrics=metrics))
 
     def push_to_hub(self, repo_id: str, *, metrics: dict[str, Any] | None = None, private: bool = False,
@@ -447,7 +447,7 @@ class UniFormerV2(nn.Module):
         """Upload :meth:`save_pretrained`'s directory to the Hugging Face Hub (needs ``huggingface_hub``)."""
         import tempfile
 
-        from .hub import upload_folder
+        from .hf_folder import upload_folder
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, metrics=metrics)
             return upload_folder(tmp, repo_id, private=private, token=token)
