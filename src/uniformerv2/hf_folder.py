@@ -86,7 +86,7 @@ def _model_card(model: UniFormerV2, names: list[str] | None, metrics: Mapping[st
 
 # --------------------------------------------------------------------------------------- Hugging Face Hub
 
-def _huggingface_hub():
+def _huggingface_hub() -> ModuleType:
     try:
         import huggingface_hub
     except ImportError:
