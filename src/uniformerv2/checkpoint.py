@@ -61,8 +61,7 @@ def _is_safetensors(path: Path) -> bool:
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import safe_open
+    from safetensors import SafetensorError, safe_open
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
@@ -116,12 +115,13 @@ def _read_torch(path: Path) -> Any:
 def _read_torchscript(path: Path) -> dict[str, Tensor]:
     """OpenAI's CLIP files are TorchScript archives; their weights are read without running Python pickles."""
     try:
-        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        # torch.jit.load is unannotated in torch's own source
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())  # type: ignore[no-untyped-call]
     except Exception as e:  # noqa: BLE001 - any failure is a corrupt archive for the user
         raise CheckpointError(f"{path}: a TorchScript archive that cannot be read ({str(e)[:200]})") from None
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, str]]:
     """Read a checkpoint file safely; return its flat tensor state dict and any metadata (safetensors only)."""
     path = Path(path)
     if not path.exists():
@@ -156,8 +156,8 @@ def _unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
 
 # -------------------------------------------------------------------------------------------- loading
 
-def load_checkpoint(model: UniFormerV2, path_or_url: str | os.PathLike, *, strict: bool = True,
-                    channel_map_name: str | os.PathLike | None = None, progress: bool = True,
+def load_checkpoint(model: UniFormerV2, path_or_url: str | os.PathLike[str], *, strict: bool = True,
+                    channel_map_name: str | os.PathLike[str] | None = None, progress: bool = True,
                     replace_head: bool | None = None) -> dict[str, Any]:
     """Load any supported checkpoint (file or URL) into ``model``; return a report of what was loaded.
 
@@ -177,7 +177,7 @@ def load_checkpoint(model: UniFormerV2, path_or_url: str | os.PathLike, *, stric
 
 
 def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None,
-                    *, strict: bool = True, channel_map_name: str | os.PathLike | None = None,
+                    *, strict: bool = True, channel_map_name: str | os.PathLike[str] | None = None,
                     replace_head: bool | None = None) -> dict[str, Any]:
     """Convert a state dict of any supported format and load it into ``model`` (see :func:`load_checkpoint`)."""
     if replace_head is None:
@@ -241,7 +241,7 @@ def _check_shapes(sd: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> None:
 
 # ------------------------------------------------------------------------------ our own format, saving
 
-def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The metadata of one of our safetensors checkpoints, read from its header only (empty for other files)."""
     path = Path(path)
     if not path.is_file() or not _is_safetensors(path):
@@ -264,7 +264,7 @@ def config_from_metadata(meta: Mapping[str, str], source: object = "checkpoint")
         raise CheckpointError(f"{source}: the stored model configuration is invalid ({e})") from None
 
 
-def read_config(path: str | os.PathLike) -> UniFormerV2Config | None:
+def read_config(path: str | os.PathLike[str]) -> UniFormerV2Config | None:
     """The architecture stored in one of our safetensors checkpoints, or None for other files."""
     return config_from_metadata(read_metadata(path), path)
 
@@ -306,7 +306,7 @@ def pretrained_cfg_from_metadata(meta: Mapping[str, str], cfg: UniFormerV2Config
     return protocol, names
 
 
-def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.PathLike, *,
+def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.PathLike[str], *,
                     config: UniFormerV2Config | None = None, fmt: str = "uniformerv2",
                     extra_metadata: Mapping[str, str] | None = None) -> Path:
     """Write a model atomically: 'uniformerv2' (safetensors + config), 'mmaction2' (.pth) or 'pyth' (.pyth)."""

@@ -203,7 +203,7 @@ def _hf_clip_to_uniformerv2(sd: Mapping[str, Tensor], p: str) -> dict[str, Tenso
 
 # ------------------------------------------------------------------------------------------ channel maps
 
-def channel_map(name_or_path: str | os.PathLike) -> list[int]:
+def channel_map(name_or_path: str | os.PathLike[str]) -> list[int]:
     """Rows of the Kinetics-710 head that a Kinetics-400/600/700 head takes ('k400', 'k600', 'k700' or a JSON)."""
     key = str(name_or_path).lower().replace("kinetics", "k").replace("-", "")
     if key in ("k400", "k600", "k700"):

@@ -28,8 +28,8 @@ _LIST_FIELDS = ("return_list", "mlp_dropout")
 _GRAD_CHECKPOINT_KEYS = ("use_checkpoint", "checkpoint_num")
 
 
-def _preset_or_file(name: str | os.PathLike | None, checkpoint: str | os.PathLike | None
-                    ) -> tuple[Preset | None, str | os.PathLike | None]:
+def _preset_or_file(name: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str] | None
+                    ) -> tuple[Preset | None, str | os.PathLike[str] | None]:
     """A model may be named by a preset, or by one of our self-describing checkpoint files in its place."""
     if name is None:
         return None, checkpoint
@@ -57,7 +57,7 @@ def known_class_names(num_classes: int, *, checkpoint_names: list[str] | None,
     return None, None
 
 
-def apply_labels(model: UniFormerV2, labels: str | os.PathLike | Sequence[str]) -> UniFormerV2:
+def apply_labels(model: UniFormerV2, labels: str | os.PathLike[str] | Sequence[str]) -> UniFormerV2:
     """Make ``model`` score exactly the classes ``labels`` names (a label-map file, a shipped map such as 'k400', or
     a list), in that order, by name: the head keeps the matching rows; nothing is trained.
 
@@ -85,9 +85,9 @@ def apply_labels(model: UniFormerV2, labels: str | os.PathLike | Sequence[str]) 
     return model
 
 
-def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = False,
-                 checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
-                 labels: str | os.PathLike | Sequence[str] | None = None, progress: bool = True,
+def create_model(name: str | os.PathLike[str] | None = None, *, pretrained: bool = False,
+                 checkpoint: str | os.PathLike[str] | None = None, num_classes: int | None = None,
+                 labels: str | os.PathLike[str] | Sequence[str] | None = None, progress: bool = True,
                  **overrides: Any) -> UniFormerV2:
     """Build a UniFormerV2 the way timm's ``create_model`` does.
 
@@ -157,13 +157,15 @@ def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = Fa
     return apply_labels(model, labels) if labels is not None else model
 
 
-def model_config(name: str | os.PathLike, **overrides: Any) -> tuple[UniFormerV2Config, Preset | None]:
+def model_config(name: str | os.PathLike[str], **overrides: Any) -> tuple[UniFormerV2Config, Preset | None]:
     """The architecture a preset or one of our checkpoint files describes, with ``overrides``, and the preset;
     nothing is built, downloaded or loaded (a file's header is read)."""
     preset, source = _preset_or_file(name, None)
+    cfg: UniFormerV2Config | None
     if preset is not None:
         cfg = preset.config
     else:
+        assert source is not None  # a name that is no preset is the file itself
         if is_url(str(source)):
             raise UsageError(f"{source}: name a preset, or a local copy of one of our .safetensors checkpoints")
         cfg = read_config(source)
@@ -176,14 +178,14 @@ def model_config(name: str | os.PathLike, **overrides: Any) -> tuple[UniFormerV2
     return (cfg.replace(**overrides) if overrides else cfg), preset
 
 
-def from_pretrained(name: str | os.PathLike, **kwargs: Any) -> UniFormerV2:
+def from_pretrained(name: str | os.PathLike[str], **kwargs: Any) -> UniFormerV2:
     """A model from a :meth:`~uniformerv2.UniFormerV2.save_pretrained` directory, ``hf-hub:ORG/NAME`` on the Hugging
     Face Hub, one of our checkpoint files, or a preset with its published weights; ``kwargs`` as create_model's."""
     preset, _ = _preset_or_file(name, None) if not str(name).startswith(HF_HUB_PREFIX) else (None, None)
     return create_model(name, pretrained=preset is not None, **kwargs)
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | None = None,
+def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, model: str | None = None,
             fmt: str | None = None, metrics: Mapping[str, Any] | None = None, **overrides: Any) -> Path:
     """Convert a checkpoint to another format, checking that it loads into the named architecture.
 
@@ -205,7 +207,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | None
     return save_checkpoint(net, dst, fmt=fmt)
 
 
-def init_from_clip(model: UniFormerV2, clip: str | os.PathLike, *, progress: bool = True) -> UniFormerV2:
+def init_from_clip(model: UniFormerV2, clip: str | os.PathLike[str], *, progress: bool = True) -> UniFormerV2:
     """Initialise the image part from CLIP: a file or URL of any CLIP format, or 'ViT-B/16', 'ViT-L/14', ..."""
     source = CLIP_CHECKPOINT_URLS.get(str(clip), clip)
     load_checkpoint(model, source, progress=progress)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ._version import __version__
-from .atomic import atomic_write
+from .atomic import atomic_write_text
 from .checkpoint import PRETRAINED_WEIGHTS, save_checkpoint
 from .config import PretrainedCfg
 from .conversions import FORMAT_NAME
@@ -29,7 +29,7 @@ PRETRAINED_CONFIG, MODEL_CARD = "config.json", "README.md"  # beside PRETRAINED_
 
 # ------------------------------------------------------------------------------------------- writing a folder
 
-def save_pretrained(model: UniFormerV2, directory: str | os.PathLike, *,
+def save_pretrained(model: UniFormerV2, directory: str | os.PathLike[str], *,
                     metrics: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` as a Hugging Face-style directory: ``model.safetensors`` (our format, self-describing),
     ``config.json`` (architecture, ``id2label``, test protocol, input normalisation, the preset) and a model card
@@ -49,10 +49,8 @@ def save_pretrained(model: UniFormerV2, directory: str | os.PathLike, *,
         "normalization": {"mean": [MEAN] * 3, "std": [STD] * 3, "input": "RGB uint8 frames, (x - mean) / std"},
         "metrics": dict(metrics) if metrics else None,
     }
-    atomic_write(directory / PRETRAINED_CONFIG,
-                 lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8"))
-    card = _model_card(model, names, metrics)
-    atomic_write(directory / MODEL_CARD, lambda tmp: Path(tmp).write_text(card, encoding="utf-8"))
+    atomic_write_text(directory / PRETRAINED_CONFIG, json.dumps(config, indent=1) + "\n")
+    atomic_write_text(directory / MODEL_CARD, _model_card(model, names, metrics))
     return directory
 
 
@@ -107,7 +105,7 @@ def snapshot(name: str, *, revision: str | None = None) -> Path:
                             "directory written by save_pretrained instead.") from None
 
 
-def upload_folder(directory: str | os.PathLike, repo_id: str, *, private: bool = False,
+def upload_folder(directory: str | os.PathLike[str], repo_id: str, *, private: bool = False,
                   token: str | None = None) -> str:
     """Create ``repo_id`` on the Hub if needed and upload a :func:`save_pretrained`
     directory to it; returns the commit URL."""
