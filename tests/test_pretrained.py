@@ -109,6 +109,16 @@ def test_save_pretrained_and_from_pretrained_round_trip(tmp_path, video):
     assert "run, jump, swim, climb, dance" in card and "| top1 | 0.8125 |" in card and "2 clips x 1 crops" in card
 
 
+def test_convert_states_measured_metrics_in_the_folders_model_card_only(tmp_path, capsys):
+    _, path = _named_model(tmp_path, ["run", "jump", "swim", "climb", "dance"])
+    metrics = tmp_path / "test_metrics.json"
+    metrics.write_text(json.dumps({"metrics": {"top1": 0.75}}))
+    assert main(["convert", str(path), str(tmp_path / "card"), "--metrics", str(metrics)]) == 0
+    assert "| top1 | 0.7500 |" in (tmp_path / "card" / "README.md").read_text()
+    with pytest.raises(uniformerv2.UniFormerV2Error, match="model card"):
+        uniformerv2.convert(path, tmp_path / "m.pth", metrics={"top1": 0.75})
+
+
 def test_a_pretrained_directory_works_wherever_a_model_is_named(tmp_path, capsys):
     model, _ = _named_model(tmp_path, ["run", "jump", "swim", "climb", "dance"])
     folder = model.save_pretrained(str(tmp_path / "mine"))
