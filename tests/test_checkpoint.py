@@ -10,6 +10,7 @@ import torch
 
 import uniformerv2
 from uniformerv2 import checkpoint as ckpt
+from uniformerv2 import conversions
 from uniformerv2.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from uniformerv2.model import UniFormerV2
 
@@ -147,7 +148,7 @@ def test_create_model_takes_the_head_size_from_the_checkpoint(tiny_model, tmp_pa
 @pytest.mark.parametrize("target", ["k400", "k600", "k700"])
 def test_shipped_channel_maps_equal_mmaction2s(target):
     shared = json.loads((SHARED / "data" / "labels" / f"k710_channel_map_{target}.json").read_text())
-    assert ckpt.channel_map(target) == shared
+    assert conversions.channel_map(target) == shared
 
 
 def test_kinetics710_head_becomes_a_kinetics400_head_through_the_channel_map(tmp_path):
@@ -155,7 +156,7 @@ def test_kinetics710_head_becomes_a_kinetics400_head_through_the_channel_map(tmp
     path = save_checkpoint(k710, tmp_path / "k710.pth", fmt="mmaction2")
     k400 = UniFormerV2(tiny_config(num_classes=400))
     load_checkpoint(k400, path)
-    rows = ckpt.channel_map("k400")
+    rows = conversions.channel_map("k400")
     assert torch.equal(k400.cls_head.fc_cls.weight, k710.cls_head.fc_cls.weight[rows])
     assert torch.equal(k400.cls_head.fc_cls.bias, k710.cls_head.fc_cls.bias[rows])
 

@@ -10,7 +10,7 @@ import torch
 import uniformerv2
 from helpers import SHARED, randomised, tiny_config
 from uniformerv2 import save_checkpoint
-from uniformerv2.checkpoint import resample_pos_embed
+from uniformerv2.conversions import resample_pos_embed
 from uniformerv2.cli import main
 from uniformerv2.data import read_label_map
 from uniformerv2.errors import AnnotationError, ConfigError
@@ -107,6 +107,16 @@ def test_save_pretrained_and_from_pretrained_round_trip(tmp_path, video):
     assert config["normalization"]["mean"] == [114.75] * 3
     card = (tmp_path / "mine" / "README.md").read_text()
     assert "run, jump, swim, climb, dance" in card and "| top1 | 0.8125 |" in card and "2 clips x 1 crops" in card
+
+
+def test_convert_states_measured_metrics_in_the_folders_model_card_only(tmp_path, capsys):
+    _, path = _named_model(tmp_path, ["run", "jump", "swim", "climb", "dance"])
+    metrics = tmp_path / "test_metrics.json"
+    metrics.write_text(json.dumps({"metrics": {"top1": 0.75}}))
+    assert main(["convert", str(path), str(tmp_path / "card"), "--metrics", str(metrics)]) == 0
+    assert "| top1 | 0.7500 |" in (tmp_path / "card" / "README.md").read_text()
+    with pytest.raises(uniformerv2.UniFormerV2Error, match="model card"):
+        uniformerv2.convert(path, tmp_path / "m.pth", metrics={"top1": 0.75})
 
 
 def test_a_pretrained_directory_works_wherever_a_model_is_named(tmp_path, capsys):

@@ -104,7 +104,7 @@ def test_fine_tuning_on_class_folders_names_the_classes_for_predict(tmp_path, vi
 
 def test_the_stratified_split_keeps_every_class_and_is_seeded():
     from uniformerv2.data import VideoSample
-    from uniformerv2.engine.train import stratified_split
+    from uniformerv2.engine.build import stratified_split
     samples = [VideoSample(f"{c}/{i}.mp4", c) for c in range(3) for i in range(10)]
     train, val = stratified_split(samples, 0.2, seed=5)
     assert sorted(s.label for s in val) == [0, 0, 1, 1, 2, 2] and len(train) == 24

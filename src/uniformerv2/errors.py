@@ -76,7 +76,7 @@ class VideoDecodeError(UniFormerV2Error, RuntimeError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self):  # DataLoader workers pickle exceptions across processes
+    def __reduce__(self) -> tuple[type[VideoDecodeError], tuple[str, str]]:  # DataLoader workers pickle exceptions
         return (type(self), (self.path, self.reason))
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .checkpoint import (head_size, k710_channel_map, load_checkpoint, load_state_dict, pretrained_cfg_from_metadata,
-                         read_checkpoint, save_checkpoint, config_from_metadata)
+from .checkpoint import (config_from_metadata, load_checkpoint, load_state_dict, pretrained_cfg_from_metadata,
+                         read_checkpoint, read_config, save_checkpoint)
 from .config import PretrainedCfg, UniFormerV2Config
+from .conversions import head_size, k710_channel_map
 from .errors import CheckpointError, UnknownModelError, UsageError
-from .hub import HF_HUB_PREFIX, is_url, resolve, snapshot
+from .hf_folder import HF_HUB_PREFIX, snapshot
+from .hub import is_url, resolve
 from .model import UniFormerV2
 from .protocol import Protocol
 from .zoo import CLIP_CHECKPOINT_URLS, Preset, get_preset
@@ -26,8 +28,8 @@ _LIST_FIELDS = ("return_list", "mlp_dropout")
 _GRAD_CHECKPOINT_KEYS = ("use_checkpoint", "checkpoint_num")
 
 
-def _preset_or_file(name: str | os.PathLike | None, checkpoint: str | os.PathLike | None
-                    ) -> tuple[Preset | None, str | os.PathLike | None]:
+def _preset_or_file(name: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str] | None
+                    ) -> tuple[Preset | None, str | os.PathLike[str] | None]:
     """A model may be named by a preset, or by one of our self-describing checkpoint files in its place."""
     if name is None:
         return None, checkpoint
@@ -55,7 +57,7 @@ def known_class_names(num_classes: int, *, checkpoint_names: list[str] | None,
     return None, None
 
 
-def apply_labels(model: UniFormerV2, labels: str | os.PathLike | Sequence[str]) -> UniFormerV2:
+def apply_labels(model: UniFormerV2, labels: str | os.PathLike[str] | Sequence[str]) -> UniFormerV2:
     """Make ``model`` score exactly the classes ``labels`` names (a label-map file, a shipped map such as 'k400', or
     a list), in that order, by name: the head keeps the matching rows; nothing is trained.
 
@@ -83,9 +85,9 @@ def apply_labels(model: UniFormerV2, labels: str | os.PathLike | Sequence[str]) 
     return model
 
 
-def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = False,
-                 checkpoint: str | os.PathLike | None = None, num_classes: int | None = None,
-                 labels: str | os.PathLike | Sequence[str] | None = None, progress: bool = True,
+def create_model(name: str | os.PathLike[str] | None = None, *, pretrained: bool = False,
+                 checkpoint: str | os.PathLike[str] | None = None, num_classes: int | None = None,
+                 labels: str | os.PathLike[str] | Sequence[str] | None = None, progress: bool = True,
                  **overrides: Any) -> UniFormerV2:
     """Build a UniFormerV2 the way timm's ``create_model`` does.
 
@@ -155,14 +157,15 @@ def create_model(name: str | os.PathLike | None = None, *, pretrained: bool = Fa
     return apply_labels(model, labels) if labels is not None else model
 
 
-def model_config(name: str | os.PathLike, **overrides: Any) -> tuple[UniFormerV2Config, Preset | None]:
+def model_config(name: str | os.PathLike[str], **overrides: Any) -> tuple[UniFormerV2Config, Preset | None]:
     """The architecture a preset or one of our checkpoint files describes, with ``overrides``, and the preset;
     nothing is built, downloaded or loaded (a file's header is read)."""
-    from .checkpoint import read_config
     preset, source = _preset_or_file(name, None)
+    cfg: UniFormerV2Config | None
     if preset is not None:
         cfg = preset.config
     else:
+        assert source is not None  # a name that is no preset is the file itself
         if is_url(str(source)):
             raise UsageError(f"{source}: name a preset, or a local copy of one of our .safetensors checkpoints")
         cfg = read_config(source)
@@ -175,33 +178,36 @@ def model_config(name: str | os.PathLike, **overrides: Any) -> tuple[UniFormerV2
     return (cfg.replace(**overrides) if overrides else cfg), preset
 
 
-def from_pretrained(name: str | os.PathLike, **kwargs: Any) -> UniFormerV2:
+def from_pretrained(name: str | os.PathLike[str], **kwargs: Any) -> UniFormerV2:
     """A model from a :meth:`~uniformerv2.UniFormerV2.save_pretrained` directory, ``hf-hub:ORG/NAME`` on the Hugging
     Face Hub, one of our checkpoint files, or a preset with its published weights; ``kwargs`` as create_model's."""
     preset, _ = _preset_or_file(name, None) if not str(name).startswith(HF_HUB_PREFIX) else (None, None)
     return create_model(name, pretrained=preset is not None, **kwargs)
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, model: str | None = None,
-            fmt: str | None = None, **overrides: Any) -> Path:
+def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, model: str | None = None,
+            fmt: str | None = None, metrics: Mapping[str, Any] | None = None, **overrides: Any) -> Path:
     """Convert a checkpoint to another format, checking that it loads into the named architecture.
 
     ``model`` names the preset whose architecture the checkpoint has (not needed for our own files).
     ``fmt`` defaults from the destination: a folder (or a name without a suffix) -> a save_pretrained directory,
     ``.safetensors`` -> ours, ``.pyth`` -> original, else MMAction2.
     With ``num_classes`` only the classifier head may differ; every other missing or unexpected key is an error.
+    ``metrics`` (measured with ``test``) are stated in a folder's model card.
     """
     dst = Path(dst)
     if fmt is None:
         fmt = "pretrained" if dst.is_dir() or not dst.suffix else \
             {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
+    if metrics is not None and fmt != "pretrained":
+        raise UsageError(f"{dst}: metrics are stated in a folder's model card; the {fmt} format has no place for them")
     net = create_model(model, checkpoint=src, **overrides)
     if fmt == "pretrained":
-        return Path(net.save_pretrained(str(dst)))
+        return Path(net.save_pretrained(str(dst), metrics=metrics))
     return save_checkpoint(net, dst, fmt=fmt)
 
 
-def init_from_clip(model: UniFormerV2, clip: str | os.PathLike, *, progress: bool = True) -> UniFormerV2:
+def init_from_clip(model: UniFormerV2, clip: str | os.PathLike[str], *, progress: bool = True) -> UniFormerV2:
     """Initialise the image part from CLIP: a file or URL of any CLIP format, or 'ViT-B/16', 'ViT-L/14', ..."""
     source = CLIP_CHECKPOINT_URLS.get(str(clip), clip)
     load_checkpoint(model, source, progress=progress)

@@ -34,12 +34,7 @@ __all__ = [
     "hash_prefix_from_name",
     "is_url",
     "resolve",
-    "snapshot",
-    "upload_folder",
-    "HF_HUB_PREFIX",
 ]
-
-HF_HUB_PREFIX = "hf-hub:"
 
 CHUNK_SIZE = 1 << 20
 _URL_SCHEMES = frozenset({"http", "https", "file"})
@@ -250,38 +245,3 @@ def _copy_file_url(url: str, dst: Path, *, progress: bool) -> None:
         while chunk := fin.read(CHUNK_SIZE):
             fout.write(chunk)
             bar.update(len(chunk))
-
-
-# --------------------------------------------------------------------------------------- Hugging Face Hub
-
-def _huggingface_hub():
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise DownloadError("the Hugging Face Hub needs huggingface_hub: pip install huggingface_hub") from None
-    return huggingface_hub
-
-
-def snapshot(name: str, *, revision: str | None = None) -> Path:
-    """The local directory of ``hf-hub:ORG/NAME`` (downloaded into the Hugging Face cache by huggingface_hub)."""
-    repo_id = name[len(HF_HUB_PREFIX):] if name.startswith(HF_HUB_PREFIX) else name
-    hf = _huggingface_hub()
-    try:
-        return Path(hf.snapshot_download(repo_id=repo_id, revision=revision,
-                                         allow_patterns=["config.json", "model.safetensors", "README.md"]))
-    except Exception as e:  # noqa: BLE001 - offline, unknown repository, authentication: one message
-        raise DownloadError(f"{HF_HUB_PREFIX}{repo_id}: could not be fetched from the Hugging Face Hub "
-                            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Offline, pass the local "
-                            "directory written by save_pretrained instead.") from None
-
-
-def upload_folder(directory: str | os.PathLike, repo_id: str, *, private: bool = False,
-                  token: str | None = None) -> str:
-    """Create ``repo_id`` on the Hub if needed and upload a :func:`~uniformerv2.checkpoint.save_pretrained`
-    directory to it; returns the commit URL."""
-    hf = _huggingface_hub()
-    api = hf.HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(directory), repo_id=repo_id,
-                             commit_message="Upload UniFormerV2 model with uniformerv2")
-    return str(getattr(info, "commit_url", info))

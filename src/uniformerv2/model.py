@@ -17,7 +17,7 @@ attention runs on :func:`torch.nn.functional.scaled_dot_product_attention`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +79,8 @@ class Mlp(nn.Module):
         """x: [..., C] -> [..., C]."""
         if (type(self.c_fc) is not nn.Linear or type(self.c_proj) is not nn.Linear  # e.g. int8-quantised
                 or torch.compiler.is_compiling()):  # inductor fuses the activation itself and prepacks F.linear
-            return self.c_proj(self._drop(self.gelu(self.c_fc(x))))
+            y: Tensor = self.c_proj(self._drop(self.gelu(self.c_fc(x))))
+            return y
         a = QuickGELU.ALPHA
         rows = x.reshape(-1, x.shape[-1])  # [M, C], a view
         h = torch.addmm(self.c_fc.bias, rows, self.c_fc.weight.t(), beta=a, alpha=a)  # 1.702 * c_fc(x): [M, 4C]
@@ -111,7 +112,8 @@ class Attention(nn.Module):
         qkv = self.in_projection(x).view(b, n, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, heads, n, d] (views)
         out = F.scaled_dot_product_attention(q, k, v)  # [B, heads, n, d]
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
+        projected: Tensor = self.out_proj(out.transpose(1, 2).reshape(b, n, c))
+        return projected
 
     def cross(self, x: Tensor, y: Tensor) -> Tensor:
         """Queries from ``x`` [B, n, C], keys and values from ``y`` [B, m, C].
@@ -125,13 +127,14 @@ class Attention(nn.Module):
     def cross_projected(self, x: Tensor, y: Tensor) -> Tensor:
         """Cross-attention with all ``m`` keys and values projected: O(m C^2)."""
         b, n, c = x.shape
-        w_q, w_kv = self.in_proj_weight.split([c, 2 * c])
-        b_q, b_kv = self.in_proj_bias.split([c, 2 * c])
+        w_q, w_kv = torch.split(self.in_proj_weight, [c, 2 * c])
+        b_q, b_kv = torch.split(self.in_proj_bias, [c, 2 * c])
         q = F.linear(x, w_q, b_q).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # [B, heads, n, d]
         kv = F.linear(y, w_kv, b_kv).view(b, -1, 2, self.num_heads, self.head_dim)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x [B, heads, m, d]
         out = F.scaled_dot_product_attention(q, k, v)  # [B, heads, n, d]
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
+        projected: Tensor = self.out_proj(out.transpose(1, 2).reshape(b, n, c))
+        return projected
 
     def cross_absorbed(self, x: Tensor, y: Tensor) -> Tensor:
         """Cross-attention without projecting ``y``: O(m C heads), for few queries (the video token) over many keys.
@@ -151,7 +154,8 @@ class Attention(nn.Module):
         kv = y.unsqueeze(1)  # [B, 1, m, C]: one key/value "head" shared by the n * heads queries
         pooled = F.scaled_dot_product_attention(q_y, kv, kv, scale=d ** -0.5)  # [B, 1, n * heads, C]
         out = torch.einsum("bnhc,hdc->bnhd", pooled.view(b, n, h, c), w_v) + b_v  # [B, n, heads, d]
-        return self.out_proj(out.reshape(b, n, c))
+        projected: Tensor = self.out_proj(out.reshape(b, n, c))
+        return projected
 
 
 def _linspace(end: float, n: int) -> list[float]:
@@ -193,15 +197,14 @@ class LocalMHRA(nn.Module):
     def __init__(self, d_model: int, dw_reduction: float = 1.5, pos_kernel_size: int = 3) -> None:
         super().__init__()
         re_d_model = int(d_model // dw_reduction)
-        self.pos_embed = nn.Sequential(
-            nn.BatchNorm3d(d_model),
-            nn.Conv3d(d_model, re_d_model, kernel_size=1),
-            nn.Conv3d(re_d_model, re_d_model, kernel_size=(pos_kernel_size, 1, 1),
-                      padding=(pos_kernel_size // 2, 0, 0), groups=re_d_model),
-            nn.Conv3d(re_d_model, d_model, kernel_size=1),
-        )
-        nn.init.zeros_(self.pos_embed[3].weight)  # the block starts as the image ViT's
-        nn.init.zeros_(self.pos_embed[3].bias)
+        bn = nn.BatchNorm3d(d_model)
+        reduce = nn.Conv3d(d_model, re_d_model, kernel_size=1)
+        temporal = nn.Conv3d(re_d_model, re_d_model, kernel_size=(pos_kernel_size, 1, 1),
+                             padding=(pos_kernel_size // 2, 0, 0), groups=re_d_model)
+        expand = nn.Conv3d(re_d_model, d_model, kernel_size=1, bias=True)
+        nn.init.zeros_(expand.weight)  # the block starts as the image ViT's
+        nn.init.zeros_(_bias(expand))
+        self.pos_embed = nn.Sequential(bn, reduce, temporal, expand)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: video [N, C, T, h, w], best channels-last-3d (the convolutions keep that layout) -> same shape."""
@@ -210,11 +213,21 @@ class LocalMHRA(nn.Module):
             x = reduce(bn(x))
         else:  # inference: the BatchNorm is a per-channel affine map, folded into the 1x1 reduction
             x = F.conv3d(x, *_fold_batchnorm(bn, reduce))
-        return expand(temporal(x))
+        out: Tensor = expand(temporal(x))
+        return out
 
 
-def _fold_batchnorm(bn: nn.BatchNorm3d, conv: nn.Conv3d) -> tuple[Tensor, Tensor]:
+def _bias(conv: nn.Conv3d) -> Tensor:
+    """The bias of a convolution built with ``bias=True`` (typed as optional by torch)."""
+    assert conv.bias is not None
+    return conv.bias
+
+
+def _fold_batchnorm(bn: nn.Module, conv: nn.Module) -> tuple[Tensor, Tensor]:
     """Weight and bias of ``conv(bn(x))`` as one 1x1x1 convolution, for a BatchNorm using its running statistics."""
+    # LocalMHRA.pos_embed's layers, typed as plain modules by nn.Sequential; the checks are free once compiled
+    assert isinstance(bn, nn.BatchNorm3d) and isinstance(conv, nn.Conv3d)
+    assert bn.running_var is not None and bn.running_mean is not None  # track_running_stats, checked by the caller
     scale = torch.rsqrt(bn.running_var + bn.eps)  # [C_in]
     shift = -bn.running_mean * scale
     if bn.affine:
@@ -259,7 +272,8 @@ class LocalUniBlock(nn.Module):
         x = x + self.drop_path(self.attn(self.ln_1(x)))
         if not self.no_lmhra and self.double_lmhra:
             x = self._lmhra(x, self.lmhra2, n, t)
-        return x + self.drop_path(self.mlp(self.ln_2(x)))
+        mlp: Tensor = self.drop_path(self.mlp(self.ln_2(x)))
+        return x + mlp
 
 
 class GlobalUniBlock(nn.Module):
@@ -283,7 +297,8 @@ class GlobalUniBlock(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """x: video token [N, 1, C]; y: tokens [N, T*(1+h*w), C]."""
         x = x + self.drop_path(self.attn.cross(self.ln_1(x), self.ln_3(y)))
-        return x + self.drop_path(self.mlp(self.ln_2(x)))
+        mlp: Tensor = self.drop_path(self.mlp(self.ln_2(x)))
+        return x + mlp
 
 
 class DynamicPositionEncoding(nn.Conv3d):
@@ -291,7 +306,7 @@ class DynamicPositionEncoding(nn.Conv3d):
 
     def __init__(self, dim: int) -> None:
         super().__init__(dim, dim, kernel_size=3, padding=1, groups=dim, bias=True)
-        nn.init.zeros_(self.bias)
+        nn.init.zeros_(_bias(self))
 
 
 class UniFormerV2Backbone(nn.Module):
@@ -318,7 +333,8 @@ class UniFormerV2Backbone(nn.Module):
         cls_tok = self.class_embedding.expand(x.shape[0], 1, c)
         x = torch.cat([cls_tok, x], dim=1) + self.positional_embedding  # [N*T', 1+h*w, C]
         x = self.ln_pre(x)
-        return self.transformer(x, n, t, kind)
+        feature: Tensor = self.transformer(x, n, t, kind)
+        return feature
 
 
 class Transformer(nn.Module):
@@ -376,11 +392,12 @@ class Transformer(nn.Module):
         video_tok = video_tok[:, 0]  # [N, C]
         if kind == "video-token":
             return video_tok
-        if self.frozen:
-            return self.norm(video_tok)
-        weight = torch.sigmoid(self.balance)
-        frames_cls = x[:, 0].reshape(n, t, -1).mean(1)  # mean over time of the frames' class tokens
-        return self.norm((1 - weight) * video_tok + weight * frames_cls)
+        if not self.frozen:
+            weight = torch.sigmoid(self.balance)
+            frames_cls = x[:, 0].reshape(n, t, -1).mean(1)  # mean over time of the frames' class tokens
+            video_tok = (1 - weight) * video_tok + weight * frames_cls
+        feature: Tensor = self.norm(video_tok)
+        return feature
 
 
 class UniFormerHead(nn.Module):
@@ -394,7 +411,8 @@ class UniFormerHead(nn.Module):
         nn.init.zeros_(self.fc_cls.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc_cls(self.dropout(x))
+        logits: Tensor = self.fc_cls(self.dropout(x))
+        return logits
 
 
 class UniFormerV2(nn.Module):
@@ -436,18 +454,18 @@ class UniFormerV2(nn.Module):
         if not x.is_floating_point():
             raise ValueError(f"expected a normalised float video, got dtype {x.dtype}")
 
-    def save_pretrained(self, directory: str, *, metrics: dict[str, Any] | None = None) -> str:
+    def save_pretrained(self, directory: str, *, metrics: Mapping[str, Any] | None = None) -> str:
         """A Hugging Face-style directory: ``config.json``, ``model.safetensors`` and a model card ``README.md``
-        (see :func:`uniformerv2.checkpoint.save_pretrained`); load it with ``uniformerv2.from_pretrained``."""
-        from .checkpoint import save_pretrained
+        (see :func:`uniformerv2.hf_folder.save_pretrained`); load it with ``uniformerv2.from_pretrained``."""
+        from .hf_folder import save_pretrained
         return str(save_pretrained(self, directory, metrics=metrics))
 
-    def push_to_hub(self, repo_id: str, *, metrics: dict[str, Any] | None = None, private: bool = False,
+    def push_to_hub(self, repo_id: str, *, metrics: Mapping[str, Any] | None = None, private: bool = False,
                     token: str | None = None) -> str:
         """Upload :meth:`save_pretrained`'s directory to the Hugging Face Hub (needs ``huggingface_hub``)."""
         import tempfile
 
-        from .hub import upload_folder
+        from .hf_folder import upload_folder
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, metrics=metrics)
             return upload_folder(tmp, repo_id, private=private, token=token)
@@ -498,11 +516,13 @@ class UniFormerV2(nn.Module):
         if kind in ("logits", "probs"):
             logits = self.forward_head(self.backbone(x))
             return logits if kind == "logits" else logits.float().softmax(-1)
-        return self.backbone(x, kind)
+        feature: Tensor = self.backbone(x, kind)
+        return feature
 
     def forward_head(self, features: Tensor) -> Tensor:
         """Clip feature [N, n_dim] -> logits [N, num_classes]."""
-        return self.cls_head(features)
+        logits: Tensor = self.cls_head(features)
+        return logits
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))

@@ -55,8 +55,9 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
         return False
     cpu = getattr(torch, "cpu", None)
     probes = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if platform.machine().lower() in ("x86_64", "amd64") and all(callable(p) for p in probes):
-        return any(p() for p in probes)
+    checks = [p for p in probes if callable(p)]
+    if platform.machine().lower() in ("x86_64", "amd64") and len(checks) == len(probes):
+        return any(p() for p in checks)
     flags = _cpu_flags()
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
@@ -131,6 +132,7 @@ def compile_for_inference(model: torch.nn.Module) -> Callable[..., torch.Tensor]
         # inductor reads ``freezing`` when it compiles, i.e. inside the first call for each shape; torch.compile's
         # ``options={"freezing": True}`` does not reach that check in torch 2.14 (measured: nothing prepacked)
         with inductor_config.patch(freezing=True):
-            return compiled(*args, **kwargs)
+            out: torch.Tensor = compiled(*args, **kwargs)
+        return out
 
     return forward

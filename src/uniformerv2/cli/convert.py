@@ -38,18 +38,17 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if args.num_classes is not None:
         overrides["num_classes"] = args.num_classes
+    metrics = None
     if args.metrics:
         import json
 
         from ..errors import UsageError
-        from ..factory import create_model
         try:
             metrics = json.loads(open(args.metrics, encoding="utf-8").read()).get("metrics") or {}
         except (OSError, ValueError) as e:
             raise UsageError(f"--metrics {args.metrics}: not a readable metrics JSON ({e})") from None
-        net = create_model(args.model, checkpoint=args.src, **overrides)
-        print(f"wrote {net.save_pretrained(args.dst, metrics=metrics)}")
-        return EXIT_OK
-    out = convert(args.src, args.dst, model=args.model, fmt=args.format, **overrides)
+    # metrics are stated in a folder's model card, so they make the destination a folder whatever its name
+    fmt = "pretrained" if metrics is not None else args.format
+    out = convert(args.src, args.dst, model=args.model, fmt=fmt, metrics=metrics, **overrides)
     print(f"wrote {out}")
     return EXIT_OK

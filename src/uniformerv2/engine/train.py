@@ -1,5 +1,6 @@
 """Fine-tuning: the :class:`Trainer`, readable top to bottom -- ``setup``, ``fit`` (epochs of ``train_epoch``,
-``validate``, ``save``), and exact resume. The settings and their recipe defaults are :class:`TrainConfig`.
+``validate``, ``save``), and exact resume. The settings and their recipe defaults are :class:`TrainConfig`; the
+model and the videos a run is built from are :mod:`.build`'s; what one optimiser step does is :mod:`.step`'s.
 
 Exact resume. The data order is a function of (seed, epoch) (:class:`~uniformerv2.engine.sampler.ResumableSampler`),
 every training item's randomness a function of (seed, epoch, index)
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -32,25 +32,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import append_line, atomic_write_text
-from ..config import PretrainedCfg
 from ..check import BadSamplesError, check_samples
-from ..data import VideoSample, read_annotation_list, read_label_map, scan_class_folders
+from ..data import read_annotation_list, read_label_map
 from ..data.augment import TrainClipsDataset, TrainTransform
-from ..errors import DownloadError, UsageError
-from ..factory import init_from_clip, model_config
-from ..model import UniFormerV2
+from ..errors import UsageError
 from ..plots import write_curves
-from ..precision import autocast, autocast_dtype, resolve_dtype
+from ..precision import autocast_dtype, resolve_dtype
 from ..protocol import Protocol
-from ..zoo import CLIP_CHECKPOINT_URLS
 from . import distributed as D
+from .build import build_model, checked_samples, folder_samples, run_architecture
 from .config import TrainConfig
 from .evaluate import evaluate
 from .optim import RecipeSchedule, build_optimizer, scaled_lr
-from .parallel import Parallel, reduce_sums
+from .parallel import Parallel
 from .sampler import ResumableSampler
 from .state import CheckpointManager, find_resume_checkpoint, load_training_state, capture_rng_state, restore_rng_state
 from .state import TrainingStateError
+from .step import StepSums, TrainStep, collate
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "train", "build_model", "ResumableSampler", "BadSamplesError",
            "check_samples"]
@@ -66,89 +64,6 @@ class TrainResult:
     steps: int
     epochs: int
     model: nn.Module | None = None
-
-
-def _collate(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.stack([b[0] for b in batch]), torch.tensor([b[1] for b in batch], dtype=torch.long)
-
-
-def build_model(cfg: TrainConfig) -> UniFormerV2:
-    """The model of a run: the preset or our checkpoint ``cfg.model``, initialised as ``cfg.init`` says.
-
-    ``init``: ``auto`` (a preset: its CLIP weights, as MMAction2's configs; a file: its own weights), ``clip``
-    (``cfg.clip`` or the preset's CLIP), ``pretrained`` (the preset's published checkpoint), ``none`` (random), or
-    any checkpoint file/URL: CLIP (OpenAI, open_clip, Hugging Face), a Kinetics-710 model (its head mapped through
-    the channel map onto a 400/600/700-class model), MMAction2, original or ours. A head of another class count is
-    left freshly initialised; every other key must fit.
-    """
-    arch, preset = _architecture(cfg)
-    model = UniFormerV2(arch)
-    if cfg.grad_checkpoint_blocks:
-        model.set_grad_checkpointing(True, int(cfg.grad_checkpoint_blocks))
-    try:
-        _initialise(model, cfg, preset)
-    except DownloadError as e:
-        # the download hint names train's own options: --init takes a local checkpoint, --clip local CLIP weights
-        option = "--clip" if (cfg.init in ("auto", "clip") and preset is not None) else "--init"
-        name = os.path.basename(str(e.url or ""))
-        hint = (f"To work offline, download the file elsewhere and pass its local path ({option} /path/to/{name}), "
-                f"or put it in the cache directory as {e.cache_path}.")
-        raise DownloadError(f"{str(e).splitlines()[0]}\n{hint}", url=e.url, cache_path=e.cache_path) from None
-    if cfg.frozen_backbone:
-        model.freeze_backbone()
-    base = preset.protocol if preset is not None else Protocol(arch.t_size, arch.input_resolution)
-    protocol = base.replace(frames=cfg.frames, size=cfg.size or arch.input_resolution)
-    model.pretrained_cfg = PretrainedCfg(protocol=protocol, preset=preset.name if preset is not None else None)
-    return model.train()
-
-
-def _initialise(model: UniFormerV2, cfg: TrainConfig, preset: Any) -> None:
-    """Load the weights ``cfg.init`` names into ``model`` (see :func:`build_model`)."""
-    init = cfg.init
-    if init == "auto":
-        init = "clip" if preset is not None else cfg.model
-    if init == "pretrained":
-        if preset is None or not preset.url:
-            raise UsageError(f"--init pretrained: {cfg.model!r} has no published checkpoint")
-        init = preset.url
-    if init == "clip":
-        clip = cfg.clip or (preset.clip_model if preset is not None else None)
-        if not clip:
-            raise UsageError("--init clip needs --clip (ViT-B/16, ViT-L/14, ViT-L/14_336 or a CLIP weights file)")
-        init_from_clip(model, CLIP_CHECKPOINT_URLS.get(clip, clip), progress=cfg.progress)
-    elif init != "none":
-        import warnings
-
-        from ..checkpoint import load_checkpoint
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*head keeps its fresh initialisation.*")
-            load_checkpoint(model, init, strict=True, replace_head=True, progress=cfg.progress)
-
-
-def _architecture(cfg: TrainConfig) -> tuple[Any, Any]:
-    """The run's architecture (the model's, with the overrides, head dropout and class count) and its preset."""
-    overrides = dict(cfg.model_overrides)
-    overrides["dropout_ratio"] = cfg.dropout_ratio
-    if cfg.num_classes is not None:
-        overrides["num_classes"] = int(cfg.num_classes)
-    return model_config(cfg.model, **overrides)
-
-
-def stratified_split(samples: Sequence[Any], fraction: float, *, seed: int = 0) -> tuple[list[Any], list[Any]]:
-    """(train, val): ``fraction`` of every class's videos (at least one where a class has two or more) held out,
-    chosen by a generator seeded with ``seed``, each part in the input order."""
-    if not 0 < fraction < 1:
-        raise UsageError(f"--val-split {fraction}: must lie between 0 and 1")
-    rng = np.random.default_rng(seed)
-    by_class: dict[Any, list[int]] = {}
-    for i, s in enumerate(samples):
-        by_class.setdefault(s.label, []).append(i)
-    held: set[int] = set()
-    for label in sorted(by_class, key=str):
-        members = by_class[label]
-        n = min(len(members) - 1, max(1, int(round(fraction * len(members))))) if len(members) > 1 else 0
-        held.update(int(i) for i in rng.choice(members, size=n, replace=False))
-    return ([s for i, s in enumerate(samples) if i not in held], [s for i, s in enumerate(samples) if i in held])
 
 
 class _JsonLog:
@@ -206,50 +121,15 @@ class Trainer:
         return read_annotation_list(ann, root)
 
     def _folder_samples(self) -> tuple[list[Any], list[Any] | None]:
-        """Training (and validation) videos from folders of class sub-folders; the folder names become the class
-        names, stored with the model. ``val_split``: a seeded split that keeps every class's share."""
+        """Training (and validation) videos from class folders, whose names become the class names stored with
+        the model (see :func:`~uniformerv2.engine.build.folder_samples`)."""
         cfg = self.cfg
-        train, classes = scan_class_folders(cfg.folder)
-        if cfg.val_folder and cfg.val_split:
-            raise UsageError("give either --val-folder or --val-split, not both")
-        val = None
-        if cfg.val_folder:
-            val_videos, val_classes = scan_class_folders(cfg.val_folder)
-            unknown = [c for c in val_classes if c not in classes]
-            if unknown:
-                raise UsageError(f"--val-folder {cfg.val_folder}: class folders {unknown[:5]} are not among the "
-                                 f"training classes of --folder {cfg.folder}")
-            index = {name: i for i, name in enumerate(classes)}
-            val = [VideoSample(s.path, index[val_classes[s.label]]) for s in val_videos]
-        elif cfg.val_split:
-            train, val = stratified_split(train, cfg.val_split, seed=cfg.seed)
+        train, val, classes = folder_samples(cfg)
         if self.class_names is None and not cfg.labels:
-            self.class_names = list(classes)
+            self.class_names = classes
         if cfg.num_classes is None:
             self.cfg = cfg.replace(num_classes=len(classes))
         return train, val
-
-    def _check(self, samples: list[Any], num_classes: int, what: str) -> list[Any]:
-        cfg = self.cfg
-        mine = D.shard_indices(len(samples)) if self.world_size > 1 else None
-        problems = check_samples(samples, num_classes, decode=cfg.check_videos, backend=cfg.backend,
-                                 workers=max(2, cfg.workers), indices=mine)
-        if self.world_size > 1:
-            problems = sorted((p for part in D.all_gather_objects(problems) for p in part), key=lambda p: p.index)
-        if not problems:
-            return samples
-        report = self.work_dir / f"bad_samples_{what}.txt"
-        if self.rank == 0:
-            atomic_write_text(report, "".join(f"{p.path}\t{p.kind}\t{p.detail}\n" for p in problems))
-        source = (cfg.ann_file if what == "train" else cfg.val_ann_file) or f"{what} samples"
-        if not cfg.skip_bad_samples:
-            raise BadSamplesError(source, problems, report)
-        bad = {p.index for p in problems}
-        self._log(f"skipping {len(bad)} bad {what} samples of {len(samples)} (listed in {report})")
-        kept = [s for i, s in enumerate(samples) if i not in bad]
-        if not kept:
-            raise BadSamplesError(source, problems, report)
-        return kept
 
     def setup(self) -> None:
         cfg = self.cfg
@@ -275,10 +155,11 @@ class Trainer:
                                         else cfg.data_root, self._val_samples, "val")
         if not train_samples:
             raise UsageError("no training data: pass --folder DIR, or --ann-file FILE (and --data-root)")
-        num_classes = (self._model.cfg if self._model is not None else _architecture(cfg)[0]).num_classes
+        num_classes = (self._model.cfg if self._model is not None else run_architecture(cfg)[0]).num_classes
         # bad input is reported before anything expensive happens
-        self.train_samples = self._check(train_samples, num_classes, "train")
-        self.val_samples = self._check(val_samples, num_classes, "val") if val_samples else None
+        self.train_samples = checked_samples(cfg, train_samples, num_classes, "train", self.work_dir, self._log)
+        self.val_samples = (checked_samples(cfg, val_samples, num_classes, "val", self.work_dir, self._log)
+                            if val_samples else None)
 
         model = self._model if self._model is not None else build_model(cfg)
         if self.class_names is None and cfg.labels:
@@ -318,6 +199,8 @@ class Trainer:
                                        warmup_start_factor=cfg.warmup_start_factor, eta_min_ratio=cfg.eta_min_ratio,
                                        base_lr=self.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.train_step = TrainStep(self.model, self.optimizer, self.scaler, self.parallel, device=self.device,
+                                    amp_dtype=self.amp_dtype, clip_grad=cfg.clip_grad)
         self.ckpt = CheckpointManager(self.work_dir, keep_last=cfg.keep_last)
         self.jsonl = _JsonLog(self.work_dir / "log.jsonl", self.rank == 0)
         self.epoch, self.batches_done, self.global_step = 0, 0, 0
@@ -404,20 +287,8 @@ class Trainer:
         gen.manual_seed(cfg.seed)  # the loader never draws from the global RNG
         return torch.utils.data.DataLoader(
             self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, num_workers=cfg.workers,
-            collate_fn=_collate, pin_memory=self.device.type == "cuda", drop_last=False, generator=gen,
+            collate_fn=collate, pin_memory=self.device.type == "cuda", drop_last=False, generator=gen,
             persistent_workers=False, prefetch_factor=2 if cfg.workers > 0 else None)
-
-    def _optimizer_step(self) -> float:
-        cfg = self.cfg
-        self.scaler.unscale_(self.optimizer)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        # clipping at infinity measures the norm without changing the gradients; FSDP2 returns a DTensor
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad or math.inf)
-        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(norm)
 
     def train_epoch(self, epoch: int) -> None:
         from tqdm.auto import tqdm
@@ -429,7 +300,7 @@ class Trainer:
         bar = tqdm(total=steps_this_epoch, initial=start_batch // cfg.accum_steps, unit="step", dynamic_ncols=True,
                    desc=f"epoch {epoch + 1}/{self.num_epochs}", disable=not cfg.progress or self.rank != 0,
                    file=sys.stderr)
-        sums = {"loss": 0.0, "correct": 0, "n": 0}
+        sums = StepSums()
         t0 = time.perf_counter()
         batch_in_step = 0
         micro = 0
@@ -444,20 +315,14 @@ class Trainer:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             last_micro = batch_in_step == n_micro - 1
-            with self.parallel.no_sync(self.model, last_micro):
-                with autocast(self.device, self.amp_dtype):
-                    logits = self.model(x)
-                loss = F.cross_entropy(logits.float(), y)
-                self.scaler.scale(loss / n_micro).backward()
-            loss_value = float(loss.detach())
-            sums["loss"] += loss_value * len(y)
-            sums["correct"] += int((logits.argmax(1) == y).sum())
-            sums["n"] += len(y)
+            loss, logits = self.train_step.backward(x, y, n_micro=n_micro, last_micro=last_micro)
+            loss_value = float(loss)
+            sums.add(loss_value, logits, y)
             batch_in_step += 1
             micro += 1
             if not last_micro:
                 continue
-            grad_norm = self._optimizer_step()
+            grad_norm = self.train_step.step()
             batch_in_step = 0
             self.global_step += 1
             self.batches_done = batch_index + 1
@@ -465,15 +330,15 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", refresh=False)
             if self.global_step % cfg.log_interval == 0 or self.batches_done == self.batches_per_epoch:
-                totals = reduce_sums([sums["loss"], sums["correct"], sums["n"]], self.device)
+                mean_loss, acc = sums.reduce(self.device)
                 rec = {"type": "train", "epoch": epoch + 1, "global_step": self.global_step,
                        "epoch_float": epoch + (step_in_epoch + 1) / self.steps_per_epoch,
-                       "lr": lr, "loss": totals[0] / max(1, totals[2]), "acc": totals[1] / max(1, totals[2]),
+                       "lr": lr, "loss": mean_loss, "acc": acc,
                        "grad_norm": grad_norm, "time_per_step": (time.perf_counter() - t0) / max(1, micro)
                        * cfg.accum_steps}
                 self.history.append(rec)
                 self.jsonl.write(rec)
-                sums = {"loss": 0.0, "correct": 0, "n": 0}
+                sums = StepSums()
                 t0, micro = time.perf_counter(), 0
             for cb in self.callbacks:
                 cb(self, "step", {"epoch": epoch, "global_step": self.global_step, "loss": loss_value})
