@@ -39,6 +39,9 @@ variable-frame-rate video gets its real times), ``reader.fps`` its average frame
 A truncated MP4 whose index lists more frames than the file holds, an unreadable file, a file without a video
 stream or without frames raise :class:`VideoDecodeError`, whose message names the
 file: every command reports a bad video the same way.
+
+:func:`rewrite_video` decodes a video and writes every frame, drawn on, through the library's one video writer
+(:class:`uniformerv2.data.encode.VideoWriter`): the timeline's annotated copy and explain's overlays.
 """
 from __future__ import annotations
 
