@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import randomised, tiny_config
+from helpers import tiny_config
 from uniformerv2 import save_checkpoint
 from uniformerv2.atomic import atomic_write_text
 from uniformerv2.demo import write_video
