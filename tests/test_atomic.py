@@ -9,11 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from helpers import randomised, tiny_config
+from helpers import tiny_config
 from uniformerv2 import save_checkpoint
 from uniformerv2.atomic import atomic_write_text
+from uniformerv2.demo import write_video
 from uniformerv2.model import UniFormerV2
 
 
@@ -23,7 +25,8 @@ def test_written_files_get_the_permissions_of_a_plain_write(tmp_path, umask):
     try:
         files = [atomic_write_text(tmp_path / "a.txt", "x"),
                  save_checkpoint(UniFormerV2(tiny_config()), tmp_path / "m.safetensors"),
-                 save_checkpoint(UniFormerV2(tiny_config()), tmp_path / "m.pth", fmt="mmaction2")]
+                 save_checkpoint(UniFormerV2(tiny_config()), tmp_path / "m.pth", fmt="mmaction2"),
+                 write_video(tmp_path / "v.mp4", np.zeros((2, 16, 16, 3), np.uint8))]
     finally:
         os.umask(old)
     for path in files:
@@ -75,4 +78,46 @@ def test_a_full_disk_is_said_with_the_path_and_the_previous_file_survives(tmp_pa
                      "kept: True",
                      f"error: {mount}/m.pth: no space left on device (the previous version, if any, is kept)",
                      "kept: True"]
+    assert "Traceback" not in proc.stderr
+
+
+VIDEO_ON_FULL_DISK = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    from uniformerv2.demo import write_video
+    from uniformerv2.errors import OutputError
+    from uniformerv2.live import AnnotatedWriter
+    disk = sys.argv[1]
+    noise = np.random.default_rng(0).integers(0, 256, size=(100, 120, 160, 3), dtype=np.uint8)  # incompressible
+    write_video(disk + "/v.mp4", noise[:2])  # fits
+    before = open(disk + "/v.mp4", "rb").read()
+    try:
+        write_video(disk + "/v.mp4", noise)  # does not
+    except OutputError as e:
+        print("error:", e)
+    print("kept:", open(disk + "/v.mp4", "rb").read() == before)
+    live = AnnotatedWriter(disk + "/seen.mp4", fps=10)
+    for frame in noise:
+        live.write(frame, 0.0)  # on the reader thread: a full disk must not raise there
+    try:
+        live.close()
+    except OutputError as e:
+        print("error:", e)
+    print("left:", sorted(os.listdir(disk)))
+""")
+
+
+@FULL_DISK
+def test_a_video_on_a_full_disk_is_said_with_the_path_and_leaves_the_previous_file_alone(tmp_path):
+    script = tmp_path / "encode.py"
+    script.write_text(VIDEO_ON_FULL_DISK)
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {mount} && "
+                           f"{sys.executable} {script} {mount}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"error: {mount}/v.mp4: no space left on device (the previous version, if any, is kept)", "kept: True",
+        f"error: {mount}/seen.mp4: no space left on device (the previous version, if any, is kept)",
+        "left: ['v.mp4']"]
     assert "Traceback" not in proc.stderr

@@ -4,6 +4,11 @@ renamed into place, so a reader (or a crash) never sees half a file and the prev
 The file gets the permissions a plain ``open(path, "w")`` would give it (0666 less the umask), not the 0600 of
 the temporary file, so teammates can read shared models. A write that fails for want of space, or for any other
 reason of the file system, raises :class:`~uniformerv2.errors.OutputError` naming the destination.
+
+Every write of the library goes through here: :func:`atomic_write` (and its text, bytes, file and copy forms) for
+a writer that takes a path or a file and writes it at once, :func:`atomic_path` for one that writes over time
+(the video writer: frames arrive one by one, the file is moved into place at the end), :func:`move_into_place`
+for a file finished elsewhere (a resumable download's ``.part``), :func:`append_line` for logs.
 """
 from __future__ import annotations
 
@@ -12,13 +17,16 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Callable
 
 from .errors import OutputError, UniFormerV2Error
 
 __all__ = ["atomic_write", "atomic_write_file", "atomic_write_text", "atomic_write_bytes", "atomic_copy",
-           "append_line"]
+           "atomic_path", "AtomicPath", "move_into_place", "file_errors", "append_line"]
 
 _UMASK_LOCK = threading.Lock()
 # torch.save reports a failed write as a RuntimeError from its zip writer ("unexpected pos", "file write failed"),
@@ -55,7 +63,10 @@ def _free_bytes(directory: Path) -> int | None:
 
 
 def _output_error(path: Path, e: BaseException) -> OutputError | None:
-    """The one-line error for a failed write, or None when ``e`` is not about the file system."""
+    """The one-line error for a failed write, or None when ``e`` is not about the file system (or is already one
+    of the library's errors, which say what went wrong themselves)."""
+    if isinstance(e, UniFormerV2Error):
+        return None
     if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(s in str(e) for s in _NO_SPACE):
         return OutputError(f"{path}: no space left on device (the previous version, if any, is kept)")
     if any(s in str(e) for s in _WRITER_FAILURES):
@@ -63,36 +74,93 @@ def _output_error(path: Path, e: BaseException) -> OutputError | None:
         if free is not None and free < (1 << 20):
             return OutputError(f"{path}: no space left on device (the previous version, if any, is kept)")
         return OutputError(f"{path}: could not be written ({str(e).splitlines()[0][:200]})")
-    if isinstance(e, OSError) and not isinstance(e, UniFormerV2Error):
+    if isinstance(e, OSError):
         return OutputError(f"{path}: could not be written ({e.strerror or e})")
     return None
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)``, fsync, and rename onto ``path``; the old file survives any interruption."""
+@contextmanager
+def file_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a file-system failure raised inside the block (a full disk, a read-only folder) into the one-line
+    :class:`OutputError` naming ``path``; other errors pass through."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - the writers (torch, safetensors, PIL, PyAV) raise their own types
+        error = _output_error(Path(path), e)
+        if error is None:
+            raise
+        raise error from None
+
+
+def move_into_place(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Give the finished file ``tmp`` a plain write's permissions, flush it to disk and rename it onto ``path``
+    (in the same folder): readers see the old file or the new one, never half of one."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise _output_error(path, e) or e from None
-    os.close(fd)
-    try:
-        write(tmp)
+    with file_errors(path):
         os.chmod(tmp, 0o666 & ~_umask())  # after the writer, which may have replaced the file (safetensors does)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except Exception as e:  # noqa: BLE001 - the writers (torch, safetensors, PIL) raise their own types
-        error = _output_error(path, e)
-        if error is None:
-            raise
-        raise error from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
+
+
+class AtomicPath:
+    """A temporary file beside ``path`` for a writer to fill, moved onto ``path`` by :meth:`commit` and removed
+    by :meth:`discard`; as a context manager it yields the temporary path and commits when the block succeeds,
+    discards when it fails (a file-system failure becomes an :class:`OutputError` naming ``path``).
+
+    The temporary name is ``.<name>.<random>.tmp``, or ``.<name>.<random>.tmp<suffix>`` with ``keep_suffix`` for
+    writers that choose the format by the extension (PyAV's muxers, ``np.save``)."""
+
+    def __init__(self, path: str | os.PathLike, *, keep_suffix: bool = False) -> None:
+        self.path = Path(path)
+        suffix = ".tmp" + (self.path.suffix if keep_suffix else "")
+        with file_errors(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def commit(self) -> Path:
+        """Move the written temporary file onto ``path`` (removing it if that fails)."""
+        try:
+            return move_into_place(self.tmp, self.path)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporary file (when it is still there); ``path`` is left as it was."""
+        try:
+            self.tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if e is None:
+            self.commit()
+            return
+        self.discard()
+        error = _output_error(self.path, e) if isinstance(e, Exception) else None
+        if error is not None:
+            raise error from None
+
+
+def atomic_path(path: str | os.PathLike, *, keep_suffix: bool = False) -> AtomicPath:
+    """``with atomic_path(dst) as tmp: <write tmp>``: ``dst`` appears, whole, when the block succeeds (see
+    :class:`AtomicPath`)."""
+    return AtomicPath(path, keep_suffix=keep_suffix)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)``, fsync, and rename onto ``path``; the old file survives any interruption."""
+    target = AtomicPath(path)
+    with target as tmp:
+        write(str(tmp))
+    return target.path
 
 
 def atomic_write_file(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool) -> Path:
@@ -118,8 +186,5 @@ def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line to a log file (a crash loses at most that line); a failed write is an OutputError."""
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-    except OSError as e:
-        raise _output_error(Path(path), e) or e from None
+    with file_errors(path), open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")

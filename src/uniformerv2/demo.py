@@ -29,6 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_copy, atomic_write_text
+from .data.encode import VideoWriter
+
 __all__ = ["DemoConfig", "ORDERS", "CLASS_NAMES", "make_lamp_video", "write_video", "write_dataset", "run_demo",
            "ShuffleFrames"]
 
@@ -123,20 +126,13 @@ def make_lamp_video(label: int, rng: np.random.Generator, *, frames: int = 16, h
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 12) -> Path:
-    """Write uint8 RGB ``[T, H, W, 3]`` as an H.264 MP4 (near-lossless) with PyAV."""
-    import av
-
-    from .data.decode import add_video_stream
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = add_video_stream(container, fps, frames.shape[2], frames.shape[1])
+    """Write uint8 RGB ``[T, H, W, 3]`` as an H.264 MP4 (near-lossless: crf 10), atomically."""
+    if len(frames) == 0:
+        raise ValueError(f"{path}: no frames to write")
+    with VideoWriter(path, fps, crf=10) as writer:
         for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+            writer.write(f)
+    return writer.path
 
 
 def write_dataset(root: str | os.PathLike, cfg: DemoConfig) -> dict[str, Path]:
@@ -154,9 +150,9 @@ def write_dataset(root: str | os.PathLike, cfg: DemoConfig) -> dict[str, Path]:
                                                         width=cfg.width), cfg.fps)
                 lines.append(f"{rel} {label}")
         ann = root / f"{split}_list.txt"
-        ann.write_text("\n".join(lines) + "\n")
+        atomic_write_text(ann, "\n".join(lines) + "\n")
         lists[split] = ann
-    (root / "label_map.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    atomic_write_text(root / "label_map.txt", "\n".join(CLASS_NAMES) + "\n")
     return lists
 
 
@@ -226,7 +222,7 @@ def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, prog
     curves = work_dir / "curves.png"
     src = result.work_dir / "curves.png"
     if src.is_file():
-        curves.write_bytes(src.read_bytes())
+        atomic_copy(src, curves)
     val = [h for h in result.history if h.get("type") == "val"]
     metrics = {
         "task": "order in which three stacked lamps light up (classes differ only in temporal order)",
@@ -252,5 +248,5 @@ def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, prog
         "curves": str(curves),
         "train_log": str(result.work_dir / "log.jsonl"),
     }
-    (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    atomic_write_text(work_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     return metrics

@@ -4,11 +4,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from .atomic import atomic_write
+from .atomic import atomic_write, file_errors, move_into_place
 from .model import UniFormerV2
 
 __all__ = ["export_onnx", "export_program", "onnxruntime_max_abs_diff"]
@@ -27,7 +26,8 @@ def export_onnx(model: UniFormerV2, path: str | os.PathLike, *, frames: int | No
                 opset: int = 18) -> Path:
     """Write ``model`` as ONNX (input ``video`` [batch, 3, T, H, W] float32 -> ``logits``), batch dynamic."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_errors(path):  # a folder that cannot be made fails before the slow export
+        path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     program = torch.onnx.export(model, (_example(model, frames),), dynamo=True, opset_version=opset,
@@ -35,20 +35,21 @@ def export_onnx(model: UniFormerV2, path: str | os.PathLike, *, frames: int | No
                                 verbose=False)
     # A large model keeps its weights in '<name>.onnx.data' beside the graph, referenced by that name: save both
     # under their final names in a scratch folder, then move the weights first and the graph last.
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
+    with file_errors(path), tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
         staged = Path(scratch) / path.name
         program.save(str(staged))
         for extra in sorted(Path(scratch).iterdir()):
             if extra != staged:
-                os.replace(extra, path.parent / extra.name)
-        os.replace(staged, path)
+                move_into_place(extra, path.parent / extra.name)
+        move_into_place(staged, path)
     return path
 
 
 def export_program(model: UniFormerV2, path: str | os.PathLike, *, frames: int | None = None) -> Path:
     """Write ``model`` as a ``torch.export`` ExportedProgram (``.pt2``, load with ``torch.export.load``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_errors(path):  # a folder that cannot be made fails before the slow export
+        path.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     program = torch.export.export(model.eval(), (_example(model, frames),), dynamic_shapes={"x": {0: batch}})
     return atomic_write(path, lambda tmp: torch.export.save(program, tmp))

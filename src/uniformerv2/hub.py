@@ -3,8 +3,9 @@
 The cache is the one torch.hub and MMAction2/mmengine use (``~/.cache/torch/hub/checkpoints`` by default), so
 checkpoints users already downloaded are found. A download goes to ``<file>.part`` first, is resumed with an HTTP
 ``Range`` request when a ``.part`` is left over, is checked against the sha256 prefix OpenMMLab puts in its file
-names (``<name>_<YYYYMMDD>-<8 hex>.pth``), and only then is moved under its final name with :func:`os.replace`, so
-an interrupted download never leaves a file under the final name.
+names (``<name>_<YYYYMMDD>-<8 hex>.pth``), and only then is moved under its final name (flushed to disk, with the
+permissions of a plain write: :func:`uniformerv2.atomic.move_into_place`), so an interrupted download never leaves a
+file under the final name. A full disk is an :class:`~uniformerv2.errors.OutputError` naming the file.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from .errors import CheckpointNotFoundError, ChecksumError, DownloadError, HubError
+from .atomic import file_errors, move_into_place
+from .errors import CheckpointNotFoundError, ChecksumError, DownloadError, HubError, OutputError
 
 __all__ = [
     "ChecksumError",
@@ -54,7 +56,8 @@ def cache_dir() -> Path:
         path = Path(env["XDG_CACHE_HOME"]).expanduser() / "torch" / "hub" / "checkpoints"
     else:
         path = Path.home() / ".cache" / "torch" / "hub" / "checkpoints"
-    path.mkdir(parents=True, exist_ok=True)
+    with file_errors(path):
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -82,7 +85,8 @@ def download(
 ) -> Path:
     """Fetch ``url`` into the cache (resuming, verifying, atomically renaming) and return the cached path."""
     dst = Path(dst_dir if dst_dir is not None else cache_dir()) / _filename_from_url(url)
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    with file_errors(dst):
+        dst.parent.mkdir(parents=True, exist_ok=True)
     expected = hash_prefix_from_name(dst.name) if check_hash else None
     if dst.is_file() and _cached_file_ok(dst, expected):
         return dst
@@ -101,9 +105,9 @@ def download(
                 f"but the downloaded file's sha256 is {actual}. The partial file was removed; try again."
             )
     try:
-        os.replace(part, dst)
-    except FileNotFoundError:
-        if not dst.is_file():  # another process finished the same download first
+        move_into_place(part, dst)
+    except OutputError:
+        if part.exists() or not dst.is_file():  # else another process finished the same download first
             raise
     return dst
 
@@ -222,7 +226,8 @@ def _fetch_http(url: str, dst: Path, *, progress: bool, timeout: float) -> None:
     leftover = part.stat().st_size if part.is_file() else 0
     with _network_errors(url, dst):
         resp, start, total = _open(url, leftover, timeout)
-    with resp, open(part, "ab" if start else "wb") as f, _progress_bar(dst.name, total, start, progress) as bar:
+    with file_errors(dst), resp, open(part, "ab" if start else "wb") as f, \
+            _progress_bar(dst.name, total, start, progress) as bar:
         while True:
             with _network_errors(url, dst):
                 chunk = resp.read(CHUNK_SIZE)
@@ -241,7 +246,8 @@ def _copy_file_url(url: str, dst: Path, *, progress: bool) -> None:
     src = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
     with _network_errors(url, dst):
         fin: BinaryIO = open(src, "rb")
-    with fin, open(_part_path(dst), "wb") as fout, _progress_bar(dst.name, src.stat().st_size, 0, progress) as bar:
+    with file_errors(dst), fin, open(_part_path(dst), "wb") as fout, \
+            _progress_bar(dst.name, src.stat().st_size, 0, progress) as bar:
         while chunk := fin.read(CHUNK_SIZE):
             fout.write(chunk)
             bar.update(len(chunk))

@@ -232,40 +232,33 @@ def stream(clf: Any, source: str, *, window: float = 2.0, every: float = 0.5, to
 
 
 class AnnotatedWriter:
-    """Writes what the source showed, with the running top class drawn on it, to an MP4 moved into place at the
-    end (``close``); frames arrive from the reader thread, the label from the decisions."""
+    """Writes what the source showed, with the running top class drawn on it, to a video moved into place at the
+    end (``close``); frames arrive from the reader thread, the label from the decisions. A failed write (a full
+    disk) stops the writing, not the recognition, and is raised by ``close``."""
 
     def __init__(self, path: str, fps: float = 30.0) -> None:
-        from pathlib import Path
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp{self.path.suffix}")
-        self.fps = fps
+        from .data.encode import VideoWriter
         self.label = ""
-        self._container = None
-        self._stream = None
+        self._writer = VideoWriter(path, fps, crf=23)  # its temporary file is made now: a bad folder fails here
+        self.path = self._writer.path
+        self._error: Exception | None = None
         self._lock = threading.Lock()
 
     def write(self, rgb: np.ndarray, stream_time: float) -> None:
-        import av
-
-        from .data.decode import add_video_stream, draw_label
+        from .data.decode import draw_label
         with self._lock:
-            if self._container is None:
-                self._container = av.open(str(self.tmp), "w")
-                self._stream = add_video_stream(self._container, self.fps, rgb.shape[1], rgb.shape[0], crf=23)
-            img = draw_label(rgb, self.label) if self.label else rgb
-            img = np.ascontiguousarray(img[: self._stream.height, : self._stream.width])
-            for packet in self._stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                self._container.mux(packet)
+            if self._error is not None:
+                return
+            try:
+                self._writer.write(draw_label(rgb, self.label) if self.label else rgb)
+            except Exception as e:  # noqa: BLE001 - on the reader thread: kept for close, the writer removed its file
+                self._error = e
 
     def close(self) -> str | None:
-        import os
+        """The path written, or None when no frame came; raises the error that stopped the writing, if any."""
         with self._lock:
-            if self._container is None:
-                return None
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-            os.replace(self.tmp, self.path)
-            return str(self.path)
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            path = self._writer.close()
+            return str(path) if path is not None else None

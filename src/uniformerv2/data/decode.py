@@ -39,6 +39,9 @@ variable-frame-rate video gets its real times), ``reader.fps`` its average frame
 A truncated MP4 whose index lists more frames than the file holds, an unreadable file, a file without a video
 stream or without frames raise :class:`VideoDecodeError`, whose message names the
 file: every command reports a bad video the same way.
+
+:func:`rewrite_video` decodes a video and writes every frame, drawn on, through the library's one video writer
+(:class:`uniformerv2.data.encode.VideoWriter`): the timeline's annotated copy and explain's overlays.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..errors import UsageError, VideoDecodeError
+from .encode import VideoWriter
 from .transforms import parallel_map
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -395,18 +399,6 @@ def read_frames(path: PathLike, indices: Sequence[int], backend: str = "pyav") -
 # ---------------------------------------------------------------------------------------------------- writing
 
 
-def add_video_stream(container, fps: float, width: int, height: int, *, crf: int = 10):
-    """An H.264 stream (MPEG-4 where PyAV lacks libx264) on an output ``av`` container, yuv420p, even sizes."""
-    import av
-    stream = container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
-                                  rate=max(1, int(round(fps))))
-    stream.width, stream.height = int(width) - int(width) % 2, int(height) - int(height) % 2
-    stream.pix_fmt = "yuv420p"
-    if stream.codec_context.name in ("libx264", "h264"):
-        stream.options = {"crf": str(crf), "preset": "ultrafast"}
-    return stream
-
-
 def draw_label(rgb: np.ndarray, text: str) -> np.ndarray:
     """``rgb`` with ``text`` in white on a black box in its top-left corner (a copy)."""
     from PIL import Image, ImageDraw
@@ -419,31 +411,18 @@ def draw_label(rgb: np.ndarray, text: str) -> np.ndarray:
 
 
 def rewrite_video(src: PathLike, dst: PathLike, draw, *, fps: float, crf: int = 23) -> Path:
-    """Every frame of ``src``, upright, through ``draw(rgb, index, seconds_from_the_first_frame) -> rgb``, encoded as
-    H.264 into ``dst``: written under a temporary name and moved into place, so an interrupted run leaves nothing."""
+    """Every frame of ``src``, upright, through ``draw(rgb, index, seconds_from_the_first_frame) -> rgb``, encoded
+    into ``dst`` by the :class:`~uniformerv2.data.encode.VideoWriter` (moved into place whole, or not at all)."""
     import av
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
-    try:
-        with av.open(str(src), metadata_errors="ignore") as source, av.open(str(tmp), "w") as out:
-            video = source.streams.video[0]
-            video.thread_type = "AUTO"
-            stream = start = None
-            for n, frame in enumerate(source.decode(video)):
-                t = float(frame.pts * video.time_base) if frame.pts is not None else None
-                rgb = frame_to_rgb(frame)
-                if stream is None:
-                    stream = add_video_stream(out, fps, rgb.shape[1], rgb.shape[0], crf=crf)
-                    start = t or 0.0
-                img = draw(rgb, n, (t - start) if t is not None else n / fps)[: stream.height, : stream.width]
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-                    out.mux(packet)
-            if stream is None:
-                raise VideoDecodeError(src, "no frames to draw on")
-            for packet in stream.encode():
-                out.mux(packet)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dst
+    with av.open(str(src), metadata_errors="ignore") as source, VideoWriter(dst, fps, crf=crf) as out:
+        video = source.streams.video[0]
+        video.thread_type = "AUTO"
+        start = None
+        for n, frame in enumerate(source.decode(video)):
+            t = float(frame.pts * video.time_base) if frame.pts is not None else None
+            if n == 0:
+                start = t or 0.0
+            out.write(draw(frame_to_rgb(frame), n, (t - start) if t is not None else n / fps))
+        if out.frames == 0:
+            raise VideoDecodeError(src, "no frames to draw on")
+    return out.path
