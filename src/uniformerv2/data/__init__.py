@@ -19,7 +19,8 @@ from ..errors import AnnotationError, VideoDecodeError
 from .checks import BadSamplesError, SampleProblem, check_samples
 from .decode import BACKENDS, VideoReader, open_video, probe_num_frames, read_frames
 from .labels import SHIPPED_LABEL_MAPS, read_label_map
-from .lists import VIDEO_EXTENSIONS, VideoSample, expand_inputs, read_annotation_list, scan_class_folders
+from .lists import (VIDEO_EXTENSIONS, InputVideo, VideoSample, expand_inputs, find_videos, read_annotation_list,
+                    scan_class_folders)
 from .sampling import original_test_sample, uniform_sample
 from .transforms import (MEAN, STD, center_crop_box, normalize, rescale_size, resize_short_side,
                          three_crop_boxes)
@@ -30,6 +31,7 @@ __all__ = [
     "AnnotationError",
     "BACKENDS",
     "BadSamplesError",
+    "InputVideo",
     "MEAN",
     "SAMPLINGS",
     "SHIPPED_LABEL_MAPS",
@@ -44,6 +46,7 @@ __all__ = [
     "check_samples",
     "collate_views",
     "expand_inputs",
+    "find_videos",
     "normalize",
     "open_video",
     "original_test_sample",
