@@ -25,7 +25,8 @@ _WINDOW, _STRIDE = Duration(16, "f"), Duration(4, "f")  # the windows extract ha
 
 class _Length(argparse.Action):
     """``--window``/``--stride``: a duration (:func:`._common.duration`: ``16f`` frames, ``2s`` or a bare ``2``
-    seconds). A bare number meant frames to extract before every command read it as seconds: say so, once."""
+    seconds). A bare number meant frames to extract before every command read it as seconds: each one given
+    prints a note saying so."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:

@@ -10,7 +10,7 @@ from ..errors import UsageError
 from ..model import FEATURE_KINDS
 from ..precision import compile_for_inference
 
-__all__ = ["FEATURE_KINDS", "feature_forward"]
+__all__ = ["FEATURE_KINDS", "check_kind", "feature_forward"]
 
 
 class _Features(nn.Module):
