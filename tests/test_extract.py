@@ -20,8 +20,8 @@ from helpers import FIXTURES, SHARED, randomised, tiny_config, write_frames
 from uniformerv2 import Protocol, VideoClassifier, create_model, save_checkpoint
 from uniformerv2.cli import main
 from uniformerv2.data import normalize, read_frames, views_from_frames
-from uniformerv2.engine.extract import (Span, VideoJob, WindowSpec, assign_outputs, collect_videos, plan_windows,
-                                        read_journal)
+from uniformerv2.duration import Duration
+from uniformerv2.features import VideoJob, WindowSpec, assign_outputs, collect_videos, plan_windows, read_journal
 from uniformerv2.model import FEATURE_KINDS, UniFormerV2
 
 GOLDEN = FIXTURES / "extract"
@@ -152,7 +152,7 @@ def test_video_mode_equals_mmaction2_clip_feature_extraction(tmp_path, capsys):
 
 def test_windows_in_frames_are_exactly_as_documented():
     times = np.arange(40) / 10  # 40 frames at 10 fps
-    plan = plan_windows(times, 10.0, WindowSpec(window="16", stride="4"), frames=8)
+    plan = plan_windows(times, 10.0, WindowSpec(window="16f", stride="4f"), frames=8)
     assert len(plan) == 7  # starts 0, 4, ..., 24: the last whole window ends at frame 40
     assert plan.start_frame.tolist() == [0, 4, 8, 12, 16, 20, 24] and (plan.end_frame - plan.start_frame == 16).all()
     np.testing.assert_allclose(plan.starts_s, 0.4 * np.arange(7))
@@ -164,16 +164,16 @@ def test_windows_in_frames_are_exactly_as_documented():
     assert by_time.indices.tolist() == plan.indices.tolist()
     np.testing.assert_allclose(by_time.starts_s, plan.starts_s)
     np.testing.assert_allclose(by_time.ends_s, plan.ends_s)
-    # cover_end adds one window that ends with the video; a short video is one window over all of it
-    tail = plan_windows(np.arange(42) / 10, 10.0, WindowSpec(window="16", stride="4", cover_end=True), frames=8)
+    # align_end adds one window that ends with the video; a short video is one window over all of it
+    tail = plan_windows(np.arange(42) / 10, 10.0, WindowSpec(window="16f", stride="4f", align_end=True), frames=8)
     assert tail.start_frame.tolist()[-2:] == [24, 26] and tail.end_frame[-1] == 42
-    short = plan_windows(np.arange(10) / 10, 10.0, WindowSpec(window="16", stride="4"), frames=4)
+    short = plan_windows(np.arange(10) / 10, 10.0, WindowSpec(window="16f", stride="4f"), frames=4)
     assert len(short) == 1 and short.end_frame.tolist() == [10] and short.indices.tolist() == [[1, 3, 6, 8]]
 
 
 def test_fps_resamples_time_before_cutting_windows():
     times = np.arange(40) / 10  # 4 s at 10 fps, resampled to 5 fps: 20 frames, frame k is video frame 2 k
-    plan = plan_windows(times, 10.0, WindowSpec(window="8", stride="4", fps=5), frames=4)
+    plan = plan_windows(times, 10.0, WindowSpec(window="8f", stride="4f", fps=5), frames=4)
     assert plan.start_frame.tolist() == [0, 4, 8, 12] and plan.fps == 5
     assert plan.indices.tolist() == [[2 * (s + k) for k in (1, 3, 5, 7)] for s in (0, 4, 8, 12)]
     np.testing.assert_allclose(plan.starts_s, [0, 0.8, 1.6, 2.4])
@@ -181,22 +181,26 @@ def test_fps_resamples_time_before_cutting_windows():
     # seconds are whole frames of the resampled line: 1.6 s = 8 frames, 0.8 s = 4 at 5 fps
     same = plan_windows(times, 10.0, WindowSpec(window="1.6s", stride="0.8s", fps=5), frames=4)
     assert same.indices.tolist() == plan.indices.tolist()
-    up = plan_windows(times, 10.0, WindowSpec(window="16", stride="16", fps=20), frames=4)  # 80 frames at 20 fps
+    up = plan_windows(times, 10.0, WindowSpec(window="16f", stride="16f", fps=20), frames=4)  # 80 frames at 20 fps
     assert up.indices.tolist() == [[k // 2 for k in range(s + 2, s + 16, 4)] for s in (0, 16, 32, 48, 64)]
 
 
-def test_span_parsing():
-    assert Span.parse("16") == Span(16) and Span.parse("2s") == Span(2, True) and str(Span.parse("0.5s")) == "0.5s"
-    for bad in ("0", "-2s", "1.5", "abc"):
+def test_window_lengths_are_durations():
+    spec = WindowSpec(window="16f", stride="2s")
+    assert spec.window == Duration(16, "f") and spec.stride == Duration(2, "s")
+    assert WindowSpec(window="16").window == Duration(16, "s")  # a bare number is seconds, as everywhere
+    assert str(WindowSpec(window="0.5s").window) == "0.5s" and WindowSpec() == WindowSpec(window="16f", stride="4f")
+    assert WindowSpec().to_dict() == {"window": "16f", "stride": "4f", "fps": None, "crops": 1, "align_end": False}
+    for bad in ("0", "-2s", "1.5f", "abc"):
         with pytest.raises(ValueError):
-            Span.parse(bad)
+            WindowSpec(window=bad)
 
 
 def test_windows_cli_writes_one_row_per_window_from_the_documented_frames(corpus, tmp_path):
     video = corpus["root"] / "b" / "clip7.mp4"  # 33 frames at 10 fps
     out = tmp_path / "win"
     assert main(["extract", str(video), "--out-dir", str(out), "--checkpoint", str(corpus["ckpt"]), "--mode",
-                 "windows", "--window", "16", "--stride", "4", "--crops", "3", "--dtype", "float32", "--workers",
+                 "windows", "--window", "16f", "--stride", "4f", "--crops", "3", "--dtype", "float32", "--workers",
                  "1", "--no-progress", "--batch-views", "7"]) == 0
     feats = np.load(out / "clip7.npy")
     rows = list(csv.DictReader(open(out / "clip7.windows.csv")))
@@ -225,12 +229,56 @@ def test_safetensors_output_carries_the_windows(corpus, tmp_path):
     video = corpus["root"] / "a" / "clip2.mp4"  # 18 frames
     out = tmp_path / "st"
     assert main(["extract", str(video), "--out-dir", str(out), "--checkpoint", str(corpus["ckpt"]), "--mode",
-                 "windows", "--window", "8", "--stride", "2", "--fps", "5", "--kind", "frame-cls", "--format",
+                 "windows", "--window", "8f", "--stride", "2f", "--fps", "5", "--kind", "frame-cls", "--format",
                  "safetensors", "--dtype", "float32", "--workers", "0", "--no-progress"]) == 0
     data = load_file(out / "clip2.safetensors")
     assert data["features"].shape == (1, 4, 32)  # 9 frames at 5 fps: one window of 8; [windows, T, C]
     assert data["start_s"].tolist() == [0.0] and data["end_s"].tolist() == pytest.approx([1.6])
     assert data["frame_indices"].tolist() == [[2, 6, 10, 14]]
+
+
+def test_a_bare_window_is_seconds_with_a_note_and_the_manifest_records_the_unit(corpus, tmp_path, capsys):
+    video = corpus["root"] / "a" / "clip2.mp4"  # 18 frames at 10 fps
+    args = ["extract", str(video), "--checkpoint", str(corpus["ckpt"]), "--mode", "windows", "--dtype", "float32",
+            "--workers", "0", "--no-progress"]
+    assert main([*args, "--out-dir", str(tmp_path / "s"), "--window", "0.8", "--stride", "0.4", "--cover-end"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --window 0.8 is 0.8 seconds (a bare number is seconds in every command); write a whole number " \
+           "of frames with f (16f) for frames" in err and "note: --stride 0.4 is 0.4 seconds" in err
+    assert main([*args, "--out-dir", str(tmp_path / "f"), "--window", "8f", "--stride", "4f", "--align-end"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    seconds, frames = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("s", "f"))
+    assert seconds["settings"]["windows"] == {"window": "0.8s", "stride": "0.4s", "fps": None, "crops": 1,
+                                              "align_end": True}
+    assert frames["settings"]["windows"] == {"window": "8f", "stride": "4f", "fps": None, "crops": 1,
+                                             "align_end": True}
+    # 0.8 s and 0.4 s at 10 fps are 8 and 4 frames: the same windows, the last one ending with the video
+    rows = [list(csv.DictReader(open(tmp_path / d / "clip2.windows.csv"))) for d in ("s", "f")]
+    assert [r["frames"] for r in rows[0]] == [r["frames"] for r in rows[1]]
+    assert [int(r["end_frame"]) for r in rows[1]] == [8, 12, 16, 18]
+    assert seconds["videos"][0]["duration_s"] == frames["videos"][0]["duration_s"] == pytest.approx(1.8)
+    with pytest.raises(SystemExit) as exit:
+        main([*args, "--out-dir", str(tmp_path / "x"), "--window", "1.5f"])
+    assert exit.value.code == 2
+    assert "argument --window: '1.5f': a length in frames is a whole number" in capsys.readouterr().err
+
+
+def test_a_journal_written_before_align_end_and_16f_still_resumes(corpus, tmp_path, capsys):
+    video = corpus["root"] / "a" / "clip2.mp4"
+    args = ["extract", str(video), "--out-dir", str(tmp_path), "--checkpoint", str(corpus["ckpt"]), "--mode",
+            "windows", "--window", "8f", "--dtype", "float32", "--workers", "0", "--no-progress"]
+    assert main([*args, "--stride", "4f"]) == 0
+    log = tmp_path / "manifest.log.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    for entry in entries:  # as the releases before the duration vocabulary wrote them
+        if entry["event"] == "start":
+            entry["settings"]["windows"] = {"window": "8", "stride": "4", "fps": None, "crops": 1, "cover_end": False}
+    log.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    capsys.readouterr()
+    assert main([*args, "--stride", "4f"]) == 0
+    assert "extracted 0 of 1 videos, 1 already done" in capsys.readouterr().out
+    assert main([*args, "--stride", "2f"]) == 1
+    assert "other settings (windows: {'window': '8f', 'stride': '4f'" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------- manifest and failures
@@ -287,6 +335,23 @@ def test_output_names_follow_relative_paths_and_keep_the_extension_only_on_a_cla
         assign_outputs([VideoJob(0, "/a/v.mp4", "v.mp4"), VideoJob(1, "/b/v.mp4", "v.mp4")], "npy")
 
 
+def test_find_videos_names_each_video_relative_to_what_named_it(tmp_path):
+    from uniformerv2.data import InputVideo, expand_inputs, find_videos
+    for name in ("x/one.mp4", "x/deep/two.mp4", "x/notes.txt", "solo.avi"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "list.txt").write_text("x/one.mp4 0\nsolo.avi 1\n")
+    items = [str(tmp_path / "x"), str(tmp_path / "x" / "**" / "*.mp4"), str(tmp_path / "solo.avi"),
+             str(tmp_path / "empty"), str(tmp_path / "none*.mp4")]
+    found = find_videos(items, ann_file=tmp_path / "list.txt", data_root=tmp_path)
+    assert [v.rel for v in found] == ["x/one.mp4", "solo.avi", "deep/two.mp4", "one.mp4", "deep/two.mp4", "one.mp4",
+                                      "solo.avi", str(tmp_path / "empty"), "none*.mp4"]
+    assert found[0] == InputVideo(str(tmp_path / "x/one.mp4"), "x/one.mp4")
+    assert found[-2].path == str(tmp_path / "empty") and found[-1].path == str(tmp_path / "none*.mp4")  # reported
+    assert expand_inputs(items) == [v.path for v in found[2:]]
+
+
 # ---------------------------------------------------------------------------------------- kill and resume
 
 def test_a_run_killed_part_way_resumes_without_redoing_finished_videos(corpus, reference, tmp_path):
@@ -327,6 +392,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_main_process_first_is_a_plain_block_in_one_process():
+    from uniformerv2.engine.distributed import main_process_first
+    ran = []
+    with main_process_first():
+        ran.append(1)
+    assert ran == [1]
+    with pytest.raises(KeyError), main_process_first():
+        raise KeyError("the block's error is the caller's")
 
 
 def test_torchrun_processes_take_disjoint_shares_and_give_the_single_process_files(corpus, reference, tmp_path):

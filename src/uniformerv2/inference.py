@@ -96,7 +96,7 @@ class VideoClassifier:
         ``tools/misc/clip_feature_extraction.py`` returns), else one per view (``[views, ...]``).
         """
         from .data import normalize
-        from .engine.extract import feature_forward
+        from .features import feature_forward
         if kind not in self._feature_forwards:
             self._feature_forwards[kind] = feature_forward(self.model, kind, compile=self._compile)
         forward = self._feature_forwards[kind]

@@ -6,40 +6,44 @@ import os
 import sys
 from typing import Any
 
-from ._common import (add_batch_arguments, add_model_arguments, command, exit_status, model_source, parse_overrides,
-                      positive_int, views, warn)
+from ..duration import Duration
+from ._common import (add_batch_arguments, add_model_arguments, alias, command, duration, exit_status, model_source,
+                      parse_overrides, positive_float, positive_int, views, warn)
 
 EXAMPLES = [
     "uniformerv2 extract --ann-file k400_val.txt --data-root val/ --out-dir feats/ --model "
     "uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb --checkpoint k400_b16.pth",
     "uniformerv2 extract videos/ --out-dir thumos_feats/ --checkpoint model.safetensors --mode windows "
-    "--window 16 --stride 4 --fps 30",
+    "--window 16f --stride 4f --fps 30",
     "torchrun --nproc-per-node 4 -m uniformerv2.cli extract videos/ --out-dir feats/ --model PRESET "
     "--format safetensors",
 ]
 
 
-def _span(text: str) -> Any:
-    from ..engine.extract import Span
-    from ..errors import UsageError
-    try:
-        return Span.parse(text)
-    except UsageError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+_WINDOW, _STRIDE = Duration(16, "f"), Duration(4, "f")  # the windows extract has always cut by default
 
 
-def _fps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected frames per second, e.g. 30") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be positive")
-    return value
+class _Length(argparse.Action):
+    """``--window``/``--stride``: a duration (:func:`._common.duration`: ``16f`` frames, ``2s`` or a bare ``2``
+    seconds). A bare number meant frames to extract before every command read it as seconds: each one given
+    prints a note saying so."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        try:
+            value = duration(values)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentError(self, str(e)) from None
+        text = str(values).strip()
+        if not text.lower().endswith(("s", "f")):  # no unit: seconds
+            frames = f"{text}f" if float(text).is_integer() else "a whole number of frames with f (16f)"
+            print(f"note: {option_string} {text} is {text} seconds (a bare number is seconds in every command); "
+                  f"write {frames} for frames", file=sys.stderr)
+        setattr(namespace, self.dest, value)
 
 
 def register(sub: Any) -> None:
-    from ..engine.extract import FEATURE_KINDS, FORMATS, MODES
+    from ..features import FEATURE_KINDS, FORMATS, MODES
     p = command(sub, "extract", help="extract video features into one file per video, with a manifest",
                 description="Extract features of many videos: one file per video under its relative path, "
                             "manifest.csv/.json listing every video (status, shape, fps, frames, windows, model "
@@ -66,18 +70,20 @@ def register(sub: Any) -> None:
     p.add_argument("--views", type=views, metavar="CLIPSxCROPS",
                    help="--mode video: views averaged, e.g. 4x3 (default: the model's protocol)")
     p.add_argument("--frames", type=positive_int, help="frames sampled per clip or window (default: the model's)")
-    p.add_argument("--window", type=_span, default="16",
-                   help="--mode windows: window length in frames (16) or seconds (2s) (default 16)")
-    p.add_argument("--stride", type=_span, default="4",
-                   help="--mode windows: step between window starts, frames or seconds (default 4)")
-    p.add_argument("--fps", type=_fps, help="--mode windows: resample time to this frame rate first (frame k is "
+    p.add_argument("--window", action=_Length, default=_WINDOW, metavar="DURATION",
+                   help="--mode windows: window length in frames (16f) or seconds (2s; a bare number is seconds) "
+                        f"(default {_WINDOW})")
+    p.add_argument("--stride", action=_Length, default=_STRIDE, metavar="DURATION",
+                   help=f"--mode windows: step between window starts, frames (4f) or seconds (default {_STRIDE})")
+    p.add_argument("--fps", type=positive_float, help="--mode windows: resample time to this frame rate first (frame k is "
                                             "the one shown at k/fps s), as localisation pipelines expect; window "
                                             "and stride in frames then count these frames (default: the video's "
                                             "own frames)")
     p.add_argument("--crops", type=int, choices=[1, 3], default=1,
                    help="--mode windows: crops per window, their features averaged (default 1, the centre)")
-    p.add_argument("--cover-end", action="store_true",
+    p.add_argument("--align-end", action="store_true",
                    help="--mode windows: add a last window that ends with the video (off the stride grid)")
+    alias(p, "--cover-end", dest="align_end", action="store_true")
     p.add_argument("--format", choices=FORMATS, default="npy",
                    help="npy (default): the features array; safetensors: features plus, in windows mode, the "
                         "windows' times and frames")
@@ -91,24 +97,23 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine import distributed as D
-    from ..engine.extract import WindowSpec, assign_outputs, collect_videos, extract
     from ..factory import create_model
-    from .test import _rank0_first
+    from ..features import WindowSpec, assign_outputs, collect_videos, extract
 
     name, checkpoint = model_source(args)
     jobs = assign_outputs(collect_videos(args.inputs, ann_file=args.ann_file, data_root=args.data_root),
                           args.format)
     spec = None
     ignored = (["--views"] if args.mode == "windows" and args.views else []) + (
-        [flag for flag, given in (("--fps", args.fps), ("--crops", args.crops != 1), ("--cover-end", args.cover_end),
-                                  ("--window", str(args.window) != "16"), ("--stride", str(args.stride) != "4"))
+        [flag for flag, given in (("--fps", args.fps), ("--crops", args.crops != 1), ("--align-end", args.align_end),
+                                  ("--window", args.window != _WINDOW), ("--stride", args.stride != _STRIDE))
          if given] if args.mode == "video" else [])
     if ignored:
         warn("extract", f"{', '.join(ignored)} {'has' if len(ignored) == 1 else 'have'} no effect with --mode "
                         f"{args.mode}")
     if args.mode == "windows":
         spec = WindowSpec(window=args.window, stride=args.stride, fps=args.fps, crops=args.crops,
-                          cover_end=args.cover_end)
+                          align_end=args.align_end)
 
     def on_failure(path: str, reason: str) -> None:
         from tqdm.auto import tqdm
@@ -116,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
 
     device = D.init_distributed(args.device)
     try:
-        model = _rank0_first(lambda: create_model(
-            name, checkpoint=checkpoint, pretrained=checkpoint is None, progress=D.is_main_process(),
-            **parse_overrides(args.set)))
+        with D.main_process_first():
+            model = create_model(name, checkpoint=checkpoint, pretrained=checkpoint is None,
+                                 progress=D.is_main_process(), **parse_overrides(args.set))
         clips, crops = args.views or (None, None)
         protocol = model.pretrained_cfg.protocol.replace(frames=args.frames, clips=clips, crops=crops)
         result = extract(model, jobs, args.out_dir, mode=args.mode, kind=args.kind, protocol=protocol,

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ._common import (add_batch_arguments, add_labels_argument, add_model_arguments, add_size_argument, command,
                       exit_status, model_overrides, model_source, positive_int, views, warn)
@@ -115,23 +115,6 @@ def _warn_if_permuted(result: Any, shown: int = 5) -> None:
                  "--labels with your class names in your order (matched to the model's by name)")
 
 
-def _rank0_first(build: Callable[[], Any]) -> Any:
-    """Under torchrun, rank 0 builds first (and downloads a checkpoint into the cache once), then the others."""
-    from ..engine import distributed as D
-    if not D.is_distributed():
-        return build()
-    model = error = None
-    if D.is_main_process():
-        try:
-            model = build()
-        except Exception as e:  # noqa: BLE001 - let the other ranks past the barrier before failing
-            error = e
-    D.barrier()
-    if error is not None:
-        raise error
-    return model if model is not None else build()
-
-
 def run(args: argparse.Namespace) -> int:
     from ..engine import distributed as D
     from ..engine.evaluate import evaluate
@@ -148,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
 
     device = D.init_distributed(args.device)
     try:
-        model = _rank0_first(lambda: create_model(
-            name, checkpoint=checkpoint, pretrained=checkpoint is None, progress=D.is_main_process(),
-            labels=args.labels, **model_overrides(args)))
+        with D.main_process_first():
+            model = create_model(name, checkpoint=checkpoint, pretrained=checkpoint is None,
+                                 progress=D.is_main_process(), labels=args.labels, **model_overrides(args))
         pretrained = model.pretrained_cfg
         class_names = list(pretrained.class_names) if pretrained.class_names else None
         if folders is not None:

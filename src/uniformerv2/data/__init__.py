@@ -19,7 +19,8 @@ Checking lists before a run (broken videos, labels, duplicates) is :mod:`uniform
 from ..errors import AnnotationError, VideoDecodeError
 from .decode import BACKENDS, VideoReader, open_video, probe_num_frames, read_frames
 from .labels import SHIPPED_LABEL_MAPS, read_label_map
-from .lists import VIDEO_EXTENSIONS, VideoSample, expand_inputs, read_annotation_list, scan_class_folders
+from .lists import (VIDEO_EXTENSIONS, InputVideo, VideoSample, expand_inputs, find_videos, read_annotation_list,
+                    scan_class_folders)
 from .sampling import original_test_sample, uniform_sample
 from .transforms import (MEAN, STD, center_crop_box, normalize, rescale_size, resize_short_side,
                          three_crop_boxes)
@@ -29,6 +30,7 @@ from .views import (SAMPLINGS, TestViewsDataset, collate_views, read_test_views,
 __all__ = [
     "AnnotationError",
     "BACKENDS",
+    "InputVideo",
     "MEAN",
     "SAMPLINGS",
     "SHIPPED_LABEL_MAPS",
@@ -41,6 +43,7 @@ __all__ = [
     "center_crop_box",
     "collate_views",
     "expand_inputs",
+    "find_videos",
     "normalize",
     "open_video",
     "original_test_sample",

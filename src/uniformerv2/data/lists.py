@@ -9,8 +9,8 @@ from typing import Iterable, NamedTuple, Optional, Union
 
 from ..errors import AnnotationError
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoSample", "MalformedLine", "read_list_text", "parse_annotation_list",
-           "read_annotation_list", "scan_class_folders", "expand_inputs"]
+__all__ = ["VIDEO_EXTENSIONS", "VideoSample", "InputVideo", "MalformedLine", "read_list_text", "parse_annotation_list",
+           "read_annotation_list", "scan_class_folders", "find_videos", "expand_inputs"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -120,16 +120,63 @@ def scan_class_folders(root: PathLike) -> tuple[list[VideoSample], list[str]]:
     return samples, classes
 
 
-def expand_inputs(items: Iterable[str]) -> list[str]:
-    """Files as given; directories and globs expanded to the video files they hold (sorted)."""
-    out: list[str] = []
-    for item in items:
+@dataclass(frozen=True)
+class InputVideo:
+    """A video named on the command line or in a list: ``path`` (to open) and ``rel``, its path relative to what
+    named it (the folder, the glob's fixed part, the list's ``data_root``; a file's own name)."""
+
+    path: str
+    rel: str
+
+
+def _has_wildcard(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _is_glob(item: str) -> bool:
+    """A pattern, not a file whose name happens to hold ``*?[``."""
+    return _has_wildcard(item) and not os.path.exists(item)
+
+
+def _glob_base(pattern: str) -> str:
+    """The fixed part of a glob: the folders before its first wildcard part."""
+    fixed = []
+    for part in Path(pattern).parts:
+        if _has_wildcard(part):
+            break
+        fixed.append(part)
+    return str(Path(*fixed)) if fixed else "."
+
+
+def find_videos(inputs: Iterable[str] = (), *, ann_file: Optional[PathLike] = None,
+                data_root: PathLike = "") -> list[InputVideo]:
+    """The videos that inputs name, in order: an annotation list's videos (its paths joined to ``data_root``, see
+    :func:`read_annotation_list`), then for each input a file as given, a folder's video files (by extension,
+    searched recursively, sorted) or a glob's matches (sorted; ``**`` recurses).
+
+    A folder without videos and a glob matching nothing are kept as they are (the caller reports them as bad
+    inputs, one per video, rather than dropping them unseen).
+    """
+    found: list[InputVideo] = []
+    if ann_file:
+        root = str(data_root or "")
+        for sample in read_annotation_list(ann_file, root):
+            found.append(InputVideo(sample.path, os.path.relpath(sample.path, root) if root else sample.path))
+    for item in inputs:
         if os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
-            out.extend(found or [item])  # an empty folder is reported as a bad input
-        elif any(ch in item for ch in "*?[") and not os.path.exists(item):
+            files = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+            found += [InputVideo(f, os.path.relpath(f, item)) for f in files] or [InputVideo(item, item)]
+        elif _is_glob(item):
+            base = _glob_base(item)
             matches = sorted(glob.glob(item, recursive=True))
-            out.extend(matches or [item])  # a glob that matches nothing is reported as a bad input
+            found += [InputVideo(f, os.path.relpath(f, base)) for f in matches] or \
+                [InputVideo(item, os.path.basename(item))]
         else:
-            out.append(item)
-    return out
+            found.append(InputVideo(item, os.path.basename(os.path.normpath(item))))
+    return found
+
+
+def expand_inputs(items: Iterable[str]) -> list[str]:
+    """Files as given; directories and globs expanded to the video files they hold (sorted): the paths of
+    :func:`find_videos`."""
+    return [v.path for v in find_videos(items)]

@@ -8,12 +8,15 @@
   one rank, nothing is padded or repeated, also when ``n`` is not a multiple of the world size.
 * ``all_gather_objects(obj)`` / ``barrier()``: picklable Python objects across ranks; no-ops returning the obvious
   value in a single process.
+* ``with main_process_first(): ...``: rank 0 runs the block first (a download into the cache happens once), then
+  the other ranks; a plain block in a single process.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -31,6 +34,7 @@ __all__ = [
     "shard_indices",
     "all_gather_objects",
     "barrier",
+    "main_process_first",
 ]
 
 def _env_int(name: str, default: int) -> int:
@@ -122,3 +126,24 @@ def all_gather_objects(obj: Any) -> list[Any]:
 def barrier() -> None:
     if _initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_process_first() -> Iterator[None]:
+    """Rank 0 runs the ``with`` block while the other ranks wait at a barrier; then they run it (reading what rank
+    0 left in a cache, e.g. a downloaded checkpoint). A plain block in a single process.
+
+    Rank 0 reaches the barrier also when its block raises, so the others are not left waiting for it; its error is
+    raised after the barrier.
+    """
+    if not is_distributed():
+        yield
+        return
+    if is_main_process():
+        try:
+            yield
+        finally:
+            barrier()
+    else:
+        barrier()
+        yield

@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from ..data import open_video, sample_test_indices, views_from_frames
 from ..data.labels import SHIPPED_LABEL_MAPS, kinetics710_aliases, match_class_names
-from ..engine.extract import feature_forward
+from ..features import feature_forward
 from ..errors import UniFormerV2Error, VideoDecodeError
 from ..inference import VideoClassifier
 from ..precision import compile_for_inference
