@@ -115,8 +115,9 @@ def test_a_udp_stream_is_recognised_and_when_it_stops_the_run_ends_with_one_erro
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--window", "0"], "argument --window: '0': must be a positive duration"),
-    (["--every", "soon"], "argument --every: 'soon': expected a duration in seconds"),
+    (["--window", "0"], "argument --window: '0': must be a positive, finite duration"),
+    (["--every", "soon"], "argument --every: 'soon': expected a duration, e.g. 2 or 2s (seconds) or 16f (frames)"),
+    (["--duration", "30f"], "argument --duration: '30f': a length in frames is not accepted here; give seconds"),
 ])
 def test_bad_live_options_are_one_usage_line(model_and_video, capsys, argv, message):
     model_path, video = model_and_video

@@ -51,7 +51,8 @@ def test_predict_json_is_parseable_and_ranked(checkpoint, labels):
     proc = cli(str(DEMO), "--checkpoint", str(checkpoint), "--labels", str(labels), "--json")
     out = json.loads(proc.stdout)
     preds = out["results"][0]["predictions"]
-    probs = [p["probability"] for p in preds]
+    probs = [p["score"] for p in preds]
+    assert all(p["probability"] == p["score"] for p in preds)  # the old name, kept for one release
     assert out["failed"] == 0 and len(preds) == 5
     assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-5)
     assert {p["label"] for p in preds} == {f"action {i}" for i in range(5)}
@@ -109,8 +110,8 @@ def test_predict_with_bf16_and_compile_agrees_with_the_fp32_eager_probabilities(
                "--dtype", "bfloat16", "--compile")
     assert proc.returncode == 0, proc.stderr
     fast = json.loads(proc.stdout)
-    expected = {p["label"]: p["probability"] for p in plain["results"][0]["predictions"]}
-    got = {p["label"]: p["probability"] for p in fast["results"][0]["predictions"]}
+    expected = {p["label"]: p["score"] for p in plain["results"][0]["predictions"]}
+    got = {p["label"]: p["score"] for p in fast["results"][0]["predictions"]}
     assert got.keys() == expected.keys()
     for label, prob in expected.items():
         assert got[label] == pytest.approx(prob, abs=0.02)

@@ -153,7 +153,7 @@ def cli_json(capsys: pytest.CaptureFixture, *argv: str) -> dict:
 
 def assert_predictions_equal(served: list[dict], cli: list[dict]) -> None:
     assert [p["label"] for p in served] == [p["label"] for p in cli]
-    np.testing.assert_allclose([p["score"] for p in served], [p["probability"] for p in cli], rtol=0, atol=1e-6)
+    np.testing.assert_allclose([p["score"] for p in served], [p["score"] for p in cli], rtol=0, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- endpoints
