@@ -16,7 +16,6 @@ from helpers import train_config, write_frames
 from uniformerv2 import VideoClassifier
 from uniformerv2.cli import main
 from uniformerv2.engine.train import Trainer
-from uniformerv2.errors import VideoDecodeError
 
 FPS = 10
 
