@@ -39,7 +39,7 @@ def main() -> int:
     window = f"{cfg.video_frames / cfg.fps:g}s"
     cmd = [sys.executable, "-m", "uniformerv2.cli", "timeline", str(video), "--checkpoint", metrics["model_path"],
            "--labels", str(work / "data" / "label_map.txt"), "--window", window, "--stride", window,
-           "--frames", str(cfg.frames), "--crops", "3", "--top", "3", "--out-dir", str(out),
+           "--frames", str(cfg.frames), "--crops", "3", "--top-k", "3", "--out-dir", str(out),
            "--annotate", str(out / "changing_action_annotated.mp4"), "--no-progress"]
     print(" ".join(cmd))
     print(f"expected: {CLASS_NAMES[args.first]} for the first {args.clips} windows, then {CLASS_NAMES[args.second]}")

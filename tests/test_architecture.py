@@ -113,6 +113,69 @@ def test_the_graph_sees_function_level_imports(tmp_path):
     assert cycles(import_graph(pkg)) == [["uniformerv2.a", "uniformerv2.b"]]
 
 
+# ------------------------------------------------------------------------------- one inference core
+
+SERVING_DIR = PACKAGE_DIR / "serving"
+# what the library does once (data/, inference.py, timeline.py) and serving/ must call, never write again
+CORE_NAMES = {"decode", "window_views", "scores", "scan", "probabilities", "top_classes", "read_test_views",
+              "read_label_map", "softmax"}
+# ... and what those are made of (``resources``: reading the package's label files; ``x.unique``: frames to decode)
+CORE_PRIMITIVES = {"views_from_frames", "sample_test_indices", "window_indices", "match_class_names",
+                   "kinetics710_aliases", "softmax", "log_softmax", "resources"}
+TENSOR_OPS = {"softmax", "log_softmax", "unique"}
+
+
+def serving_offences(sources: dict[str, str]) -> list[str]:
+    """What makes modules of ``serving/`` (name -> source) more than HTTP, batching and streaming over the library:
+    an import of ``engine``, a function of its own that decodes, cuts windows or scores (by name), a call of the
+    primitives those are made of, or scoring from anywhere but :mod:`uniformerv2.inference`/:mod:`.timeline`."""
+    found = []
+    imported: set[str] = set()
+    for name, source in sources.items():
+        for node in ast.walk(ast.parse(source, name)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = (node.module or "") if isinstance(node, ast.ImportFrom) else None
+                targets = [a.name if module is None else f"{module}.{a.name}" for a in node.names]
+                for target in targets:
+                    if "engine" in target.split("."):
+                        found.append(f"{name}: imports {target} (the engine)")
+                imported.update(targets)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.strip("_") in CORE_NAMES:
+                found.append(f"{name}: defines {node.name}()")
+            elif isinstance(node, ast.Attribute) and node.attr in CORE_PRIMITIVES | TENSOR_OPS:
+                found.append(f"{name}: uses .{node.attr}")
+            elif isinstance(node, ast.Name) and node.id in CORE_PRIMITIVES:
+                found.append(f"{name}: uses {node.id}")
+    for needed in ("inference.probabilities", "timeline.scan"):
+        if not any(i.endswith(needed) for i in imported):
+            found.append(f"serving/ does not import {needed}: its scoring comes from elsewhere")
+    return sorted(set(found))
+
+
+def test_serving_defines_no_decoding_scoring_or_window_logic():
+    sources = {p.name: p.read_text() for p in sorted(SERVING_DIR.glob("*.py"))}
+    assert serving_offences(sources) == []
+
+
+def test_the_serving_check_sees_a_second_inference_core():
+    copy = (
+        "import numpy as np\n"
+        "from ..engine.extract import feature_forward\n"
+        "from ..data import views_from_frames\n"
+        "def window_views(reader, chunk, protocol):\n"
+        "    unique, inverse = np.unique(chunk, return_inverse=True)\n"
+        "    return views_from_frames(reader.read(unique), protocol, inverse=inverse)\n"
+        "def _scores(logits, rows):\n"
+        "    return logits[:, rows].float().softmax(-1).mean(0)\n"
+    )
+    found = serving_offences({"app.py": copy})
+    assert found == sorted([
+        "app.py: imports engine.extract.feature_forward (the engine)", "app.py: defines window_views()", "app.py: defines _scores()",
+        "app.py: uses .softmax", "app.py: uses .unique", "app.py: uses views_from_frames",
+        "serving/ does not import inference.probabilities: its scoring comes from elsewhere",
+        "serving/ does not import timeline.scan: its scoring comes from elsewhere"])
+
+
 if __name__ == "__main__":
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else PACKAGE_DIR
     found = cycles(import_graph(src))

@@ -86,3 +86,6 @@ def test_old_spellings_of_options_still_work():
     assert args.workers == 3 and args.labels == "k400"
     args = build_parser().parse_args(["train", "--clip-len", "16", "--amp", "bf16", "--num-workers", "1"])
     assert (args.frames, args.dtype, args.workers) == (16, "bf16", 1)
+    for command in ("timeline", "explain"):  # --top is now --top-k
+        assert build_parser().parse_args([command, "v.mp4", "--model", "m", "--top", "3"]).top_k == 3
+        assert build_parser().parse_args([command, "v.mp4", "--model", "m", "--top-k", "3"]).top_k == 3

@@ -16,7 +16,6 @@ from helpers import train_config, write_frames
 from uniformerv2 import VideoClassifier
 from uniformerv2.cli import main
 from uniformerv2.engine.train import Trainer
-from uniformerv2.errors import VideoDecodeError
 
 FPS = 10
 
@@ -114,9 +113,37 @@ def test_a_udp_stream_is_recognised_and_when_it_stops_the_run_ends_with_one_erro
     assert "gave up after 1 reconnects" in err and "Traceback" not in err
 
 
+def test_window_and_every_in_frames_are_counted_at_the_sources_rate(model_and_video):
+    model_path, video = model_and_video
+    clf = VideoClassifier.from_pretrained(model_path)
+    decisions = list(clf.stream(str(video), window="10f", every="2f", realtime=True, duration=1.5))  # 1 s, 0.2 s
+    assert len(decisions) >= 3
+    assert all(d.window[1] - d.window[0] <= 1.0 + 1e-6 for d in decisions)
+    assert all(b.wall_time - a.wall_time > 0.1 for a, b in zip(decisions, decisions[1:]))
+
+
+def test_frames_are_refused_for_a_source_without_a_frame_rate():
+    import threading
+    from types import SimpleNamespace
+
+    from uniformerv2.duration import parse_duration
+    from uniformerv2.errors import UsageError
+    from uniformerv2.live import _seconds
+    opened = threading.Event()
+    opened.set()
+    reader = SimpleNamespace(opened=opened, finished=threading.Event(), fps=None, source="udp://0.0.0.0:5000")
+    assert _seconds(parse_duration("1.5s"), reader, "window") == 1.5
+    with pytest.raises(UsageError, match=r"^--window 16f: udp://0.0.0.0:5000 reports no frame rate to count frames "
+                                         r"with; give seconds, e.g. --window 2s$"):
+        _seconds(parse_duration("16f"), reader, "window")
+    reader.fps = 25.0
+    assert _seconds(parse_duration("16f"), reader, "every") == pytest.approx(0.64)
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--window", "0"], "argument --window: '0': must be a positive duration"),
-    (["--every", "soon"], "argument --every: 'soon': expected a duration in seconds"),
+    (["--window", "0"], "argument --window: '0': must be a positive, finite duration"),
+    (["--every", "soon"], "argument --every: 'soon': expected a duration, e.g. 2 or 2s (seconds) or 16f (frames)"),
+    (["--duration", "30f"], "argument --duration: '30f': a length in frames is not accepted here; give seconds"),
 ])
 def test_bad_live_options_are_one_usage_line(model_and_video, capsys, argv, message):
     model_path, video = model_and_video

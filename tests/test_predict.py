@@ -51,7 +51,8 @@ def test_predict_json_is_parseable_and_ranked(checkpoint, labels):
     proc = cli(str(DEMO), "--checkpoint", str(checkpoint), "--labels", str(labels), "--json")
     out = json.loads(proc.stdout)
     preds = out["results"][0]["predictions"]
-    probs = [p["probability"] for p in preds]
+    probs = [p["score"] for p in preds]
+    assert all(p["probability"] == p["score"] for p in preds)  # the old name, kept for one release
     assert out["failed"] == 0 and len(preds) == 5
     assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-5)
     assert {p["label"] for p in preds} == {f"action {i}" for i in range(5)}
@@ -95,6 +96,20 @@ def test_classifier_takes_class_names_and_protocol_from_the_preset(tmp_path):
     assert label in clf.class_names and 0 < prob <= 1
 
 
+def test_videos_scored_together_get_the_scores_they_get_alone(checkpoint):
+    from uniformerv2.inference import probabilities
+    clf = VideoClassifier.from_pretrained(checkpoint, dtype="float32")
+    a, b = clf.views(str(DEMO)), clf.views(str(DEMO))[:5]
+    together = clf.scores_of_videos([a, b])
+    assert together.shape == (2, 5)
+    assert torch.allclose(together[0], clf.scores_of_views(a), atol=1e-6)
+    assert torch.allclose(together[1], clf.scores_of_views(b), atol=1e-6)
+    with torch.inference_mode():  # a subset of the classes: the softmax over those rows alone
+        logits = clf.model(uniformerv2.data.normalize(a))
+    assert torch.allclose(probabilities(logits, [3, 1]), logits[:, [3, 1]].softmax(-1).mean(0))
+    assert clf.top_k(together[0], 2) == clf.predict(str(DEMO), top_k=2)
+
+
 def test_frames_of_the_wrong_layout_are_refused_with_the_expected_one(checkpoint):
     clf = VideoClassifier.from_pretrained(checkpoint)
     with pytest.raises(ValueError, match=r"uint8 \[frames, height, width, 3\]"):
@@ -109,8 +124,8 @@ def test_predict_with_bf16_and_compile_agrees_with_the_fp32_eager_probabilities(
                "--dtype", "bfloat16", "--compile")
     assert proc.returncode == 0, proc.stderr
     fast = json.loads(proc.stdout)
-    expected = {p["label"]: p["probability"] for p in plain["results"][0]["predictions"]}
-    got = {p["label"]: p["probability"] for p in fast["results"][0]["predictions"]}
+    expected = {p["label"]: p["score"] for p in plain["results"][0]["predictions"]}
+    got = {p["label"]: p["score"] for p in fast["results"][0]["predictions"]}
     assert got.keys() == expected.keys()
     for label, prob in expected.items():
         assert got[label] == pytest.approx(prob, abs=0.02)

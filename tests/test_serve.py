@@ -153,7 +153,7 @@ def cli_json(capsys: pytest.CaptureFixture, *argv: str) -> dict:
 
 def assert_predictions_equal(served: list[dict], cli: list[dict]) -> None:
     assert [p["label"] for p in served] == [p["label"] for p in cli]
-    np.testing.assert_allclose([p["score"] for p in served], [p["probability"] for p in cli], rtol=0, atol=1e-6)
+    np.testing.assert_allclose([p["score"] for p in served], [p["score"] for p in cli], rtol=0, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- endpoints
@@ -246,6 +246,14 @@ def test_timeline_is_the_json_of_the_timeline_command(host: str, checkpoint: Pat
     assert [[t["label"] for t in w["top"]] for w in served["windows"]] == \
         [[t["label"] for t in w["top"]] for w in cli["windows"]]
     np.testing.assert_allclose(served["scores"], cli["scores"], rtol=0, atol=2e-6)
+    top = served["windows"][0]["top"][0]
+    assert set(top) == {"label", "score", "probability"} and top["probability"] == top["score"]  # the old name
+    # the same windows in frames, at the video's 28 frames a second
+    status, in_frames = upload(host, "/v1/timeline?window=56f&stride=42f", DEMO, fields={"crops": "3"})
+    assert status == 200, in_frames
+    assert [(w["start_s"], w["end_s"]) for w in in_frames["windows"]] == \
+        [(w["start_s"], w["end_s"]) for w in cli["windows"]]
+    np.testing.assert_allclose(in_frames["scores"], cli["scores"], rtol=0, atol=2e-6)
 
 
 def test_features_are_the_classifiers(host: str, classifier: VideoClassifier) -> None:
@@ -317,8 +325,13 @@ def test_every_bad_upload_gets_a_4xx_that_says_why_and_the_server_goes_on(host: 
         assert upload(host, path, b"")[0] == 400
         assert upload(host, path, b"not a video")[0] == 422
         assert upload(host, path, long_video)[0] == 413
-    assert upload(host, "/v1/timeline", DEMO, fields={"window": "-1"})[0] == 400
-    assert upload(host, "/v1/timeline", DEMO, fields={"stride": "0.001"})[0] == 400  # too many windows
+    status, body = upload(host, "/v1/timeline", DEMO, fields={"window": "-1"})
+    assert (status, body) == (400, {"error": "window='-1': must be a positive, finite duration"})
+    status, body = upload(host, "/v1/timeline", DEMO, fields={"stride": "1.5f"})
+    assert (status, body) == (400, {"error": "stride='1.5f': a length in frames is a whole number"})
+    status, body = upload(host, "/v1/timeline", DEMO, fields={"stride": "0.001"})  # too many windows
+    assert (status, body["error"]) == (400, "8001 windows (10.0 s at a stride of 0.001 s); the limit is 3600: use a "
+                                        "longer stride")
     assert upload(host, "/v1/timeline", DEMO, fields={"crops": "2"})[0] == 400
     # still serving, and no upload left behind
     status, served = upload(host, "/v1/predict", DEMO, fields={"views": "1x1"})

@@ -257,7 +257,11 @@ def test_the_api_key_is_required_as_a_token_or_a_subprotocol_and_connections_are
         assert refused(f"ws://{h}/v1/live", subprotocols=["uniformerv2", "bearer.d3Jvbmc"])[0] == 403
         assert refused(f"ws://{h}/v1/live", subprotocols=["uniformerv2", "bearer.%%%"])[0] == 403
         status, body = refused(f"ws://{h}/v1/live?token=live-key%2F%C3%BC&every=0")
-        assert status == 400 and body["error"].startswith("every='0': must be between")
+        assert status == 400 and body["error"] == "every='0': must be a positive, finite duration"
+        status, body = refused(f"ws://{h}/v1/live?token=live-key%2F%C3%BC&every=0.01")
+        assert status == 400 and body["error"] == "every='0.01': must be at least 0.05 s"
+        status, body = refused(f"ws://{h}/v1/live?token=live-key%2F%C3%BC&window=16f")  # the client's frame rate
+        assert status == 400 and "a length in frames is not accepted here" in body["error"]
         with connect(f"ws://{h}/v1/live?token=live-key%2F%C3%BC") as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "ready"
             status, body = refused(f"ws://{h}/v1/live", subprotocols=["uniformerv2", bearer])

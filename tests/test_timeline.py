@@ -107,3 +107,37 @@ def test_the_annotated_copy_of_a_phone_video_is_upright(tmp_path):
     from uniformerv2.data import read_frames
     height, width = read_frames(tmp_path / "annotated.mp4", [0]).shape[1:3]
     assert (height, width) == (48, 32)
+
+
+def test_window_and_stride_in_frames_are_counted_at_the_videos_rate_and_top_k_names_the_classes(tmp_path):
+    video = write_frames(tmp_path / "ten_fps.mp4", portrait_frames(frames=40), fps=10)  # 4 s
+    ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
+    runs = {}
+    for name, argv in (("seconds", ["--window", "2s", "--stride", "1", "--top-k", "2"]),
+                       ("frames", ["--window", "20f", "--stride", "10f", "--top", "2"])):  # --top: the old spelling
+        assert main(["timeline", str(video), "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / name),
+                     "--no-progress", *argv]) == 0
+        runs[name] = json.loads((tmp_path / name / "ten_fps_timeline.json").read_text())
+    windows = [(w["start_s"], w["end_s"]) for w in runs["frames"]["windows"]]
+    assert windows == [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)]
+    assert windows == [(w["start_s"], w["end_s"]) for w in runs["seconds"]["windows"]]
+    assert runs["frames"]["scores"] == runs["seconds"]["scores"]
+    for window in runs["frames"]["windows"]:
+        assert len(window["top"]) == 2
+        assert all(t["probability"] == t["score"] for t in window["top"])  # the old name, kept for one release
+
+
+def test_scan_reads_an_open_video_and_refuses_too_many_windows(tmp_path):
+    from uniformerv2 import VideoClassifier
+    from uniformerv2.data import open_video
+    from uniformerv2.errors import UsageError
+    from uniformerv2.timeline import scan
+    ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
+    clf = VideoClassifier.from_pretrained(ckpt, views=(1, 1))
+    with open_video(DEMO) as reader:
+        tl = scan(clf, reader, window="2s", stride=2.0, progress=False)
+        assert tl.video == str(DEMO) and len(tl.starts) == 5 and tl.scores.shape == (5, 5)
+        with pytest.raises(UsageError, match=r"^17 windows \(10.0 s at a stride of 0.5 s\); the limit is 10"):
+            scan(clf, reader, stride="0.5s", max_windows=10, progress=False)
+        assert reader.read([0]).shape[0] == 1  # still open
+    assert tl.to_dict(top_k=1)["windows"][0]["top"][0]["label"] == tl.top1()[0][0]

@@ -65,7 +65,7 @@ def apply_labels(model: UniFormerV2, labels: str | os.PathLike[str] | Sequence[s
     Kinetics-710 channel maps for a 710-class model, then ignoring case and punctuation -- so a list in another
     order is applied by name, never by position. A model without names takes a list of its own length as is.
     """
-    from .data.labels import kinetics710_aliases, match_class_names, read_label_map
+    from .data.labels import class_rows, read_label_map
     if isinstance(labels, (str, os.PathLike)):
         wanted, source = read_label_map(labels), f"--labels {labels}"
     else:
@@ -77,8 +77,7 @@ def apply_labels(model: UniFormerV2, labels: str | os.PathLike[str] | Sequence[s
             raise UsageError(f"{source}: {len(wanted)} class names, but the model has {model.num_classes} classes "
                              "and names none of them, so they cannot be matched by name")
     else:
-        aliases = kinetics710_aliases() if len(known) == 710 else None
-        rows = match_class_names(wanted, known, source=source, aliases=aliases)
+        rows = class_rows(wanted, known, source=source)
         if rows != list(range(len(known))):
             model.select_classes(rows)
     model.pretrained_cfg = pretrained.replace(class_names=tuple(wanted), class_names_source=source)

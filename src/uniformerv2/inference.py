@@ -1,9 +1,11 @@
 """Classifying videos: :class:`VideoClassifier`, a model with its test protocol and class names (a Hugging
-Face-style pipeline), with the speed options of :mod:`uniformerv2.precision` (autocast dtype, compilation)."""
+Face-style pipeline), with the speed options of :mod:`uniformerv2.precision` (autocast dtype, compilation); and
+the one scoring rule every caller shares (:func:`probabilities`, :func:`top_classes`): the command line, the
+timeline, live recognition and the HTTP service."""
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -12,7 +14,27 @@ from .model import UniFormerV2
 from .precision import autocast, compile_for_inference, resolve_dtype
 from .protocol import Protocol
 
-__all__ = ["VideoClassifier"]
+if TYPE_CHECKING:
+    from .data import VideoReader
+    from .duration import Duration
+
+__all__ = ["VideoClassifier", "probabilities", "top_classes"]
+
+def probabilities(logits: torch.Tensor, rows: Sequence[int] | None = None) -> torch.Tensor:
+    """A video's class probabilities from the logits of its views [V, C]: softmax per view, mean over the views
+    (MMAction2's ``average_clips='prob'``), float32 [C]. ``rows``: score only those classes (head rows), in that
+    order -- the softmax runs over them alone, as over a head cut down to them (``--labels``)."""
+    if rows is not None:
+        logits = logits[:, list(rows)]
+    return logits.float().softmax(-1).mean(0)
+
+
+def top_classes(scores: torch.Tensor, class_names: Sequence[str], top_k: int = 5) -> list[tuple[str, float]]:
+    """The ``top_k`` most probable classes of ``scores`` [C] as ``[(name, score), ...]``, most probable first."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    values, indices = scores.topk(min(top_k, scores.numel()))
+    return [(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
 
 
 class VideoClassifier:
@@ -43,7 +65,7 @@ class VideoClassifier:
         self.dtype = resolve_dtype(dtype, self.device)
         self._forward = compile_for_inference(self.model) if compile else self.model
         self._compile = compile
-        self._feature_forwards: dict[str, Any] = {}  # kind -> forward, made by features()
+        self._feature_forwards: dict[tuple[str, bool], Any] = {}  # (kind, compiled) -> forward
 
     @classmethod
     def from_pretrained(cls, name_or_checkpoint: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
@@ -59,10 +81,11 @@ class VideoClassifier:
         protocol = model.pretrained_cfg.protocol.replace(frames=frames, clips=clips, crops=crops)
         return cls(model, protocol, device=device, dtype=dtype, compile=compile)
 
-    def views(self, video: str | os.PathLike | np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 test views [V, 3, T, S, S] of a file, or of decoded frames uint8 [F, H, W, 3]."""
-        from .data import read_test_views, sample_test_indices, views_from_frames
-        if isinstance(video, (str, os.PathLike)):
+    def views(self, video: str | os.PathLike | VideoReader | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 test views [V, 3, T, S, S] of a file (or a video opened with :func:`~uniformerv2.data.open_video`),
+        or of decoded frames uint8 [F, H, W, 3]."""
+        from .data import VideoReader, read_test_views, sample_test_indices, views_from_frames
+        if isinstance(video, (str, os.PathLike, VideoReader)):
             return read_test_views(video, self.protocol, backend=self.backend)
         frames = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -72,21 +95,43 @@ class VideoClassifier:
         return views_from_frames(frames[inds], self.protocol)
 
     @torch.inference_mode()
-    def scores_of_views(self, views: torch.Tensor) -> torch.Tensor:
-        """Softmax probabilities averaged over views (MMAction2's ``average_clips='prob'``): [num_classes]."""
+    def _run(self, forward: Callable[[torch.Tensor], torch.Tensor], views: torch.Tensor) -> torch.Tensor:
+        """``forward`` over uint8 views [V, ...] in chunks of ``batch_views``: float32 outputs [V, ...] on the CPU."""
         from .data import normalize
-        probs = []
+        out = []
         for chunk in views.split(self.batch_views):
             with autocast(self.device, self.dtype):
-                logits = self._forward(normalize(chunk).to(self.device))
-            probs.append(logits.float().softmax(-1).cpu())
-        return torch.cat(probs).mean(0)
+                out.append(forward(normalize(chunk).to(self.device)).float().cpu())
+        return torch.cat(out)
 
-    def scores(self, video: str | os.PathLike | np.ndarray | torch.Tensor) -> torch.Tensor:
+    def scores_of_views(self, views: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities averaged over views (:func:`probabilities`): [num_classes]."""
+        return probabilities(self._run(self._forward, views))
+
+    def scores_of_videos(self, view_sets: Sequence[torch.Tensor]) -> torch.Tensor:
+        """:meth:`scores_of_views` of several videos (or windows) at once, their views sharing forward passes:
+        [len(view_sets), num_classes]."""
+        logits = self._run(self._forward, torch.cat(list(view_sets)))
+        return torch.stack([probabilities(x) for x in logits.split([len(v) for v in view_sets])])
+
+    def scores(self, video: str | os.PathLike | VideoReader | np.ndarray | torch.Tensor) -> torch.Tensor:
         return self.scores_of_views(self.views(video))
 
-    @torch.inference_mode()
-    def features(self, video: str | os.PathLike | np.ndarray | torch.Tensor, kind: str = "pooled", *,
+    def feature_forward(self, kind: str = "pooled", *, compile: bool | None = None) -> Callable[..., torch.Tensor]:
+        """The network as ``f(normalised views) -> features`` of ``kind`` (see :meth:`features`), made once per
+        kind; ``compile``: under :func:`~uniformerv2.precision.compile_for_inference` (default: as the classifier)."""
+        compile = self._compile if compile is None else compile
+        if (kind, compile) not in self._feature_forwards:
+            from .features import feature_forward
+            self._feature_forwards[(kind, compile)] = feature_forward(self.model, kind, compile=compile)
+        return self._feature_forwards[(kind, compile)]
+
+    def features_of_views(self, views: torch.Tensor, kind: str = "pooled", *, average: bool = True) -> torch.Tensor:
+        """Features of uint8 views [V, 3, T, S, S], float32 on the CPU: their mean (``average``) or one per view."""
+        feats = self._run(self.feature_forward(kind), views)
+        return feats.mean(0) if average else feats
+
+    def features(self, video: str | os.PathLike | VideoReader | np.ndarray | torch.Tensor, kind: str = "pooled", *,
                  average: bool = True) -> torch.Tensor:
         """Features of a video file or decoded frames over the protocol's test views, float32 on the CPU.
 
@@ -95,17 +140,7 @@ class VideoClassifier:
         clips x crops views (``[C]`` or ``[T, C]``; for ``pooled`` what MMAction2's
         ``tools/misc/clip_feature_extraction.py`` returns), else one per view (``[views, ...]``).
         """
-        from .data import normalize
-        from .features import feature_forward
-        if kind not in self._feature_forwards:
-            self._feature_forwards[kind] = feature_forward(self.model, kind, compile=self._compile)
-        forward = self._feature_forwards[kind]
-        out = []
-        for chunk in self.views(video).split(self.batch_views):
-            with autocast(self.device, self.dtype):
-                out.append(forward(normalize(chunk).to(self.device)).float().cpu())
-        feats = torch.cat(out)
-        return feats.mean(0) if average else feats
+        return self.features_of_views(self.views(video), kind, average=average)
 
     def explain(self, video: str | os.PathLike, *, target: int | str | None = None, method: str = "both",
                 block: int = -1) -> Any:
@@ -115,21 +150,28 @@ class VideoClassifier:
         return explain_video(self.model, video, protocol=self.protocol, target=target, class_names=self.class_names,
                              method=method, block=block, device=self.device, dtype=self.dtype, backend=self.backend)
 
-    def stream(self, source: str, *, window: float = 2.0, every: float = 0.5, top_k: int = 5,
-               realtime: bool = False, duration: float | None = None, **kwargs: Any) -> Any:
+    def stream(self, source: str, *, window: float | str | Duration = 2.0, every: float | str | Duration = 0.5,
+               top_k: int = 5, realtime: bool = False, duration: float | None = None, **kwargs: Any) -> Any:
         """Decisions on a camera, stream or file (``realtime``: played at its own speed): every ``every`` seconds
-        the newest ``window`` seconds scored (see :mod:`uniformerv2.live`); a generator of
-        :class:`~uniformerv2.live.Decision`."""
+        the newest ``window`` seconds scored (see :mod:`uniformerv2.live`; durations as
+        :func:`~uniformerv2.duration.parse_duration` reads them, ``16f`` frames where the source's frame rate is
+        known); a generator of :class:`~uniformerv2.live.Decision`."""
         from .live import stream
         return stream(self, source, window=window, every=every, top_k=top_k, realtime=realtime, duration=duration,
                       **kwargs)
 
-    def top_k(self, scores: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
-        values, indices = scores.topk(min(top_k, scores.numel()))
-        return [(self.class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+    def class_rows(self, names: Sequence[str], *, source: str = "labels") -> list[int]:
+        """The head rows of the classes ``names`` names, matched as ``--labels`` matches them (exactly, through
+        the Kinetics-710 channel maps for a 710-class model, then ignoring case and punctuation); an
+        :class:`~uniformerv2.errors.AnnotationError` names those that match nothing."""
+        from .data.labels import class_rows
+        return class_rows(names, self.class_names, source=source)
 
-    def predict(self, video: str | os.PathLike | np.ndarray | torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
+    def top_k(self, scores: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
+        """The ``top_k`` most probable classes of ``scores``: ``[(label, score), ...]`` (:func:`top_classes`)."""
+        return top_classes(scores, self.class_names, top_k)
+
+    def predict(self, video: str | os.PathLike | VideoReader | np.ndarray | torch.Tensor,
+                top_k: int = 5) -> list[tuple[str, float]]:
         """``[(label, probability), ...]``, most probable first, for a video file or decoded frames."""
         return self.top_k(self.scores(video), top_k)

@@ -10,21 +10,25 @@ plus one forward pass. A source that stalls or drops is reported and reopened, u
 from __future__ import annotations
 
 import collections
+import io
 import math
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import torch
 
 from .data.decode import frame_to_rgb
 from .data.transforms import resize_short_side
 from .data.views import views_from_frames
+from .duration import NOMINAL_FPS, Duration, parse_duration
 from .errors import UsageError, VideoDecodeError
 
-__all__ = ["Decision", "FrameBuffer", "SourceReader", "LiveRecognizer", "AnnotatedWriter", "stream"]
+__all__ = ["Decision", "FrameBuffer", "SourceReader", "LiveRecognizer", "AnnotatedWriter", "stream", "decode_image"]
+
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")  # what a camera's frames may be sent as (decode_image)
 
 
 @dataclass
@@ -80,7 +84,8 @@ class SourceReader(threading.Thread):
         self.stop_event = threading.Event()
         self.finished = threading.Event()  # the source ended (a file) or gave up (a stream)
         self.error: str | None = None
-        self.fps: float | None = None
+        self.fps: float | None = None  # the frame rate the source reports, once it is open (None: it reports none)
+        self.opened = threading.Event()  # the source was opened (``fps`` is known) at least once
         self.last_arrival = time.monotonic()
 
     def _open(self) -> Any:
@@ -131,13 +136,15 @@ class SourceReader(threading.Thread):
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate
-            self.fps = float(rate) if rate else 30.0
+            self.fps = float(rate) if rate else None
+            self.opened.set()
+            step = 1.0 / (self.fps or NOMINAL_FPS)  # a frame without a timestamp: one frame interval after the last
             start_wall = start_pts = None
             n = 0
             for frame in container.decode(stream):
                 if self.stop_event.is_set():
                     return True
-                t = float(frame.pts * stream.time_base) if frame.pts is not None else n / self.fps
+                t = float(frame.pts * stream.time_base) if frame.pts is not None else n * step
                 n += 1
                 if self.realtime:  # a file played at its own speed
                     if start_wall is None:
@@ -194,23 +201,50 @@ class LiveRecognizer:
                         window=(float(times[0]), float(times[-1])), top=self.clf.top_k(scores, self.top_k))
 
 
-def stream(clf: Any, source: str, *, window: float = 2.0, every: float = 0.5, top_k: int = 5,
-           realtime: bool = False, duration: float | None = None, stall_s: float = 5.0, reconnects: int = 3,
-           on_frame: Callable[[np.ndarray, float], None] | None = None,
+def decode_image(data: bytes, size: int, *, max_pixels: int = 4096 * 4096) -> np.ndarray:
+    """A camera frame sent as an image (JPEG, PNG or WebP): its RGB pixels, uint8 [H, W, 3]. A JPEG is decoded at the
+    smallest DCT scale that keeps its short side at least ``size`` (fast for a large frame); an image of more than
+    ``max_pixels`` is refused from its header, before decoding. ValueError on anything else."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+            w, h = img.size
+            if w < 1 or h < 1 or w * h > max_pixels:
+                raise ValueError(f"a {w}x{h} image; send at most {max_pixels} pixels")
+            if img.format == "JPEG" and min(w, h) > size:
+                scale = size / min(w, h)
+                img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+            return np.asarray(img.convert("RGB"))
+    except ValueError:
+        raise
+    except UnidentifiedImageError:
+        raise ValueError("not a JPEG, PNG or WebP image") from None
+    except (OSError, Image.DecompressionBombError, SyntaxError, struct.error) as e:  # a broken one
+        raise ValueError(f"a broken image ({type(e).__name__}: {e})") from None
+
+
+def stream(clf: Any, source: str, *, window: float | str | Duration = 2.0, every: float | str | Duration = 0.5,
+           top_k: int = 5, realtime: bool = False, duration: float | None = None, stall_s: float = 5.0,
+           reconnects: int = 3, on_frame: Callable[[np.ndarray, float], None] | None = None,
            log: Callable[[str], None] = lambda message: None, slow_down: float = 0.0) -> Iterator[Decision]:
     """Decisions on ``source`` every ``every`` seconds until it ends (a file), ``duration`` seconds pass, or the
-    stream is given up (then a :class:`~uniformerv2.errors.VideoDecodeError`)."""
-    if window <= 0 or every <= 0:
-        raise UsageError("--window and --every must be positive durations")
-    capacity = int(math.ceil(window * 120)) + 8  # room for a 120 fps source; older frames drop out
+    stream is given up (then a :class:`~uniformerv2.errors.VideoDecodeError`).
+
+    ``window``, ``every``: durations as :func:`~uniformerv2.duration.parse_duration` reads them; in frames
+    (``16f``) they are counted at the frame rate the source reports, and a source that reports none is a
+    :class:`~uniformerv2.errors.UsageError`."""
+    window_d, every_d = parse_duration(window, name="window"), parse_duration(every, name="every")
+    # room for a 120 fps source (or the window's own frames); older frames drop out
+    capacity = (window_d.frames() if window_d.in_frames else int(math.ceil(window_d.value * 120))) + 8
     buffer = FrameBuffer(capacity)
     reader = SourceReader(source, buffer, size=clf.protocol.size, realtime=realtime, stall_s=stall_s,
                           reconnects=reconnects, on_frame=on_frame, log=log)
-    recognizer = LiveRecognizer(clf, window=window, top_k=top_k, slow_down=slow_down)
     reader.start()
-    started = time.monotonic()
-    next_tick = started + every
     try:
+        window_s, every_s = _seconds(window_d, reader, "window"), _seconds(every_d, reader, "every")
+        recognizer = LiveRecognizer(clf, window=window_s, top_k=top_k, slow_down=slow_down)
+        started = time.monotonic()
+        next_tick = started + every_s
         while duration is None or time.monotonic() - started < duration:
             wait = next_tick - time.monotonic()
             if wait > 0:
@@ -218,7 +252,7 @@ def stream(clf: Any, source: str, *, window: float = 2.0, every: float = 0.5, to
             if reader.error:
                 break
             # a tick that came while the model was busy is skipped, never queued
-            next_tick = max(next_tick + every, time.monotonic())
+            next_tick = max(next_tick + every_s, time.monotonic())
             decision = recognizer.decide(buffer)
             if decision is not None:
                 yield decision
@@ -229,6 +263,20 @@ def stream(clf: Any, source: str, *, window: float = 2.0, every: float = 0.5, to
         reader.join(timeout=stall_s + 1)
     if reader.error:
         raise VideoDecodeError(source, reader.error.split(": ", 1)[-1])
+
+
+def _seconds(length: Duration, reader: SourceReader, name: str) -> float:
+    """``length`` in seconds; a length in frames at the frame rate the source reports, once it is open."""
+    if not length.in_frames:
+        return length.value
+    while not reader.opened.is_set() and not reader.finished.is_set():
+        reader.opened.wait(0.05)
+    if not reader.opened.is_set():  # never opened: the reader's error says why
+        return length.value / NOMINAL_FPS
+    if reader.fps is None:
+        raise UsageError(f"--{name} {length}: {reader.source} reports no frame rate to count frames with; give "
+                         f"seconds, e.g. --{name} 2s")
+    return length.seconds(reader.fps)
 
 
 class AnnotatedWriter:

@@ -128,11 +128,11 @@ def _shown_classes(scores: np.ndarray, max_classes: int) -> list[int]:
 
 
 def write_timeline_png(path: str | os.PathLike, starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
-                       class_names: Sequence[str], *, title: str, max_classes: int = 5) -> Path:
-    """Probability of the leading classes over time, with the top-1 class as a band along the bottom."""
+                       class_names: Sequence[str], *, title: str, top_k: int = 5) -> Path:
+    """Probability of the ``top_k`` leading classes over time, with the top-1 class as a band along the bottom."""
     from matplotlib import colormaps
     centres = (starts + ends) / 2
-    shown = _shown_classes(scores, max_classes)
+    shown = _shown_classes(scores, top_k)
     fig = _figure(10, 4, dpi=120)
     ax = fig.add_subplot()
     colors = colormaps["tab10"]

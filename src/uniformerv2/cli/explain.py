@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (EXIT_OK, add_labels_argument, add_model_arguments, add_set_argument, add_size_argument,
-                      build_classifier, command, positive_int)
+                      alias, build_classifier, command, positive_int)
 
 EXAMPLES = [
     "uniformerv2 explain video.mp4 --checkpoint work_dirs/run/model.safetensors",
@@ -22,8 +22,9 @@ def register(sub: Any) -> None:
     add_model_arguments(p)
     target = p.add_mutually_exclusive_group()
     target.add_argument("--class", dest="target", help="the class to explain, by name (default: the predicted one)")
-    target.add_argument("--top", type=positive_int, default=1,
-                        help="explain the N most probable classes (default 1)")
+    target.add_argument("--top-k", type=positive_int, default=1,
+                        help="explain the K most probable classes (default 1)")
+    alias(target, "--top", dest="top_k", type=positive_int)  # the old spelling, accepted for one more release
     p.add_argument("--method", choices=["gradcam", "attention", "both"], default="both",
                    help="gradcam: Grad-CAM on a local block's patch tokens; attention: where the global blocks' "
                         "video token attends (default: both)")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     targets: list[Any] = [args.target] if args.target else None  # type: ignore[assignment]
     if targets is None:
         scores = clf.scores(args.video)
-        targets = [int(i) for i in scores.topk(min(args.top, scores.numel())).indices]
+        targets = [int(i) for i in scores.topk(min(args.top_k, scores.numel())).indices]
     out_dir = Path(args.out_dir or Path(args.video).with_suffix("").name + "_explain")
     for target in targets:
         ex = clf.explain(args.video, target=target, method=args.method, block=args.block)

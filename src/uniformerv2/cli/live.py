@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from ._common import (EXIT_OK, add_labels_argument, add_model_arguments, add_set_argument, add_size_argument,
-                      add_speed_arguments, build_classifier, command, positive_int, seconds)
+                      add_speed_arguments, build_classifier, command, duration, positive_int, seconds)
 
 EXAMPLES = [
     "uniformerv2 live /dev/video0 --checkpoint my_model.safetensors",
@@ -21,9 +21,12 @@ def register(sub: Any) -> None:
                                   "played in real time", examples=EXAMPLES)
     p.add_argument("source", help="a camera (/dev/video0), a stream URL, or a file (with --realtime)")
     add_model_arguments(p)
-    p.add_argument("--window", type=seconds, default=2.0, help="seconds of video each decision scores (default 2s)")
-    p.add_argument("--every", type=seconds, default=0.5, help="time between decisions (default 0.5s); when the "
-                                                              "model is slower, decisions are skipped, not queued")
+    p.add_argument("--window", type=duration, default="2s",
+                   help="video each decision scores: seconds (2s), or frames (64f) of a source that reports its "
+                        "frame rate (default 2s)")
+    p.add_argument("--every", type=duration, default="0.5s",
+                   help="time between decisions: seconds (0.5s) or frames (15f) (default 0.5s); when the model is "
+                        "slower, decisions are skipped, not queued")
     p.add_argument("--threshold", type=float, default=0.0,
                    help="show the top class only when its probability reaches this (default 0)")
     p.add_argument("--top-k", type=positive_int, default=3, help="classes per decision (default 3)")

@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
     add_size_argument(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     add_speed_arguments(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout: each class as "
+                                                       "{rank, label, score} (also as `probability`, the old name "
+                                                       "of `score`, for one more release)")
     add_set_argument(p)
     p.set_defaults(func=run)
 
@@ -57,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
             if args.debug:
                 raise
             continue
-        results.append({"video": path, "predictions": [{"rank": i + 1, "label": label, "probability": prob}
-                                                       for i, (label, prob) in enumerate(ranked)]})
+        # "probability": the old name of "score", kept beside it for one release
+        results.append({"video": path, "predictions": [{"rank": i + 1, "label": label, "score": score,
+                                                        "probability": score}
+                                                       for i, (label, score) in enumerate(ranked)]})
         if not args.json:
             print(_table(path, ranked), flush=True)
     if args.json:

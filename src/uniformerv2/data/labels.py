@@ -12,7 +12,8 @@ from typing import Any, Mapping, Sequence, Union
 
 from ..errors import AnnotationError
 
-__all__ = ["SHIPPED_LABEL_MAPS", "read_label_map", "describe_matches", "match_class_names", "kinetics710_aliases"]
+__all__ = ["SHIPPED_LABEL_MAPS", "read_label_map", "shipped_label_map", "describe_matches", "match_class_names",
+           "class_rows", "kinetics710_aliases"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -27,13 +28,24 @@ def read_label_map(path_or_name: PathLike) -> list[str]:
             text = p.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
             raise AnnotationError(f"{path_or_name}: not a text file ({e.reason} at byte {e.start})") from e
-        source = str(path_or_name)
-    elif str(path_or_name) in SHIPPED_LABEL_MAPS:
-        text = resources.files("uniformerv2").joinpath(f"labels/label_map_{path_or_name}.txt").read_text("utf-8")
-        source = f"label map {path_or_name!r}"
-    else:
-        raise AnnotationError(f"{path_or_name}: no such label map file, and not one of the shipped label maps "
-                              f"({', '.join(SHIPPED_LABEL_MAPS)})")
+        return _names(text, str(path_or_name))
+    if str(path_or_name) in SHIPPED_LABEL_MAPS:
+        return shipped_label_map(str(path_or_name))
+    raise AnnotationError(f"{path_or_name}: no such label map file, and not one of the shipped label maps "
+                          f"({', '.join(SHIPPED_LABEL_MAPS)})")
+
+
+def shipped_label_map(name: str) -> list[str]:
+    """The class names of a label map shipped with the package ('k400', 'k600', 'k700', 'k710', 'mitv1'), never a
+    file's: what a client of a server may name."""
+    if name not in SHIPPED_LABEL_MAPS:
+        raise AnnotationError(f"{name!r} is not one of the shipped label maps ({', '.join(SHIPPED_LABEL_MAPS)})")
+    text = resources.files("uniformerv2").joinpath(f"labels/label_map_{name}.txt").read_text("utf-8")
+    return _names(text, f"label map {name!r}")
+
+
+def _names(text: str, source: str) -> list[str]:
+    """The class names of a label map's text, one per line (trailing blank lines ignored)."""
     names = [line.strip() for line in text.splitlines()]
     while names and not names[-1]:
         names.pop()
@@ -109,3 +121,10 @@ def match_class_names(wanted: Sequence[str], names: Sequence[str], *, source: st
     if dup:
         raise AnnotationError(f"{source}: several names mean the same class of the model: {', '.join(dup[:5])}")
     return rows
+
+
+def class_rows(wanted: Sequence[str], names: Sequence[str], *, source: str = "--labels") -> list[int]:
+    """:func:`match_class_names` of a model's classes ``names``, through the Kinetics-710 channel maps (other
+    datasets' names for its classes) when the model has 710 classes: how ``--labels`` picks a model's head rows."""
+    return match_class_names(wanted, names, source=source,
+                             aliases=kinetics710_aliases() if len(names) == 710 else None)

@@ -16,7 +16,7 @@ import torch
 
 from ..errors import VideoDecodeError
 from ..protocol import SAMPLINGS, Protocol
-from .decode import open_video
+from .decode import VideoReader, open_video
 from .lists import VideoSample
 from .sampling import original_test_sample, uniform_sample
 from .transforms import (center_crop_box, center_crop_box_original, resize_short_side,
@@ -71,7 +71,7 @@ def views_from_frames(frames: Union[np.ndarray, torch.Tensor], protocol: Protoco
     return torch.from_numpy(out)
 
 
-def read_test_views(path: PathLike, protocol: Protocol, *, backend: str = "pyav") -> torch.Tensor:
+def read_test_views(path: Union[PathLike, VideoReader], protocol: Protocol, *, backend: str = "pyav") -> torch.Tensor:
     """uint8 test views ``[clips * crops, 3, frames, size, size]`` of a video, in MMAction2's view order.
 
     ``sampling="mmaction2"`` (default) is MMAction2 1.2.0's UniFormerV2 test pipeline: ``UniformSample`` in test
@@ -87,15 +87,23 @@ def read_test_views(path: PathLike, protocol: Protocol, *, backend: str = "pyav"
 
     Frames are decoded with ``backend`` ('pyav', 'decord' or 'torchcodec'); the frame count is decord's (see
     :mod:`uniformerv2.data.decode`). Videos shorter than ``clip_len`` repeat frames as ``UniformSample`` does.
+    ``path`` may also be a video already opened (:func:`~uniformerv2.data.open_video`), which is left open.
     Raises :class:`VideoDecodeError` for a video that cannot be read.
     """
+    if isinstance(path, VideoReader):
+        return _test_views(path, protocol)
     with open_video(path, backend) as reader:
-        if reader.num_frames == 1:
-            warnings.warn(f"{path}: a single frame (a still image?): every clip repeats it, so nothing in it moves",
-                          stacklevel=2)
-        inds = sample_test_indices(reader.num_frames, protocol)
-        unique, inverse = np.unique(inds, return_inverse=True)
-        frames = reader.read(unique)
+        return _test_views(reader, protocol)
+
+
+def _test_views(reader: VideoReader, protocol: Protocol) -> torch.Tensor:
+    """:func:`read_test_views` of an open video."""
+    if reader.num_frames == 1:
+        warnings.warn(f"{reader.path}: a single frame (a still image?): every clip repeats it, so nothing in it "
+                      "moves", stacklevel=3)
+    inds = sample_test_indices(reader.num_frames, protocol)
+    unique, inverse = np.unique(inds, return_inverse=True)
+    frames = reader.read(unique)
     return views_from_frames(frames, protocol, inverse=inverse.reshape(-1))
 
 

@@ -5,6 +5,8 @@ Where the work happens: the network thread (uvicorn's event loop) receives uploa
 temp file; a pool of decode threads turns files into test views (PyAV releases the GIL while it decodes); one model
 thread (:class:`~uniformerv2.serving.batcher.DynamicBatcher`) runs the network over batches that mix the views of
 concurrent requests. A slow decode therefore never stalls the model, and a burst of requests shares forward passes.
+The routes are here; what they share (:class:`~uniformerv2.serving.service.Service`) and the scoring itself (the
+library's :mod:`uniformerv2.inference` and :mod:`uniformerv2.timeline`) are not.
 
 Every bad request is answered ``4xx`` with ``{"error": "..."}`` saying what is wrong; temp files are removed
 whatever happens; a client that leaves mid-upload costs only what it sent.
@@ -13,20 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import hmac
-import json
 import logging
-import math
-import shutil
-import tempfile
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence, TypeVar
+from typing import Any, AsyncIterator, Mapping, Sequence
 
-import numpy as np
 import torch
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -36,27 +30,21 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
-from ..data import open_video, sample_test_indices, views_from_frames
-from ..data.labels import SHIPPED_LABEL_MAPS, kinetics710_aliases, match_class_names
-from ..features import feature_forward
-from ..errors import UniFormerV2Error, VideoDecodeError
-from ..inference import VideoClassifier
-from ..precision import compile_for_inference
-from ..protocol import Protocol, parse_views
-from ..timeline import Timeline, window_indices, write_timeline
-from .batcher import BatchStats, DynamicBatcher
+from ..duration import Duration
+from ..inference import VideoClassifier, probabilities, top_classes
+from ..protocol import Protocol
+from .errors import ApiError
 from .live_ws import LiveHub
-from .metrics import CONTENT_TYPE, Metrics, MetricsMiddleware
-from .uploads import MIB, ApiError, ClientGone, Upload, receive_upload
+from .metrics import CONTENT_TYPE, MetricsMiddleware
+from .options import duration_option, int_option
+from .service import ServeConfig, Service
+from .uploads import ClientGone, Upload
 
 __all__ = ["ServeConfig", "create_app", "STATIC_DIR"]
 
 log = logging.getLogger("uniformerv2.serve")
 STATIC_DIR = Path(__file__).parent / "static"
-T = TypeVar("T")
 
-WINDOWS_PER_READ = 16  # timeline windows decoded together (as timeline.scan reads them)
-WINDOWS_AHEAD = 64  # timeline windows decoded ahead of the model at most: bounds a long video's memory
 ENDPOINTS = ("/", "/healthz", "/metrics", "/v1/model", "/v1/predict", "/v1/timeline", "/v1/features", "/docs",
              "/openapi.json")
 # The web page's own files hold no data and reach no model, so they load without the key (a browser cannot
@@ -69,61 +57,6 @@ PAGE_SECURITY_HEADERS = {
 }
 
 
-@dataclass(frozen=True)
-class ServeConfig:
-    """The server's limits, batching and access key (see ``uniformerv2 serve --help``)."""
-
-    model_name: str = "model"
-    max_batch_views: int = 24
-    max_wait_ms: float = 10.0
-    max_upload_mb: float = 200.0
-    max_duration_s: float = 600.0
-    max_concurrent: int = 32  # requests received, decoded or scored at once; more are answered 503
-    max_request_views: int = 30  # clips x crops one request may ask for
-    max_timeline_windows: int = 3600
-    api_key: str | None = None
-    workers: int = 2  # decode threads
-    compile: bool = False  # the network under torch.compile (the classifier itself is left eager)
-    warmup: bool = True  # one forward pass before the first request
-    max_live_connections: int = 8  # camera connections (/v1/live) open at once; more are refused 503
-
-
-# ------------------------------------------------------------------------------------------------- options
-
-def _first(options: Mapping[str, str], name: str) -> str | None:
-    """An option's value, or None when it is missing or blank."""
-    value = options.get(name)
-    return None if value is None or value.strip() == "" else value.strip()
-
-
-def _int_option(options: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    """A whole-number option within [lo, hi]; 400 otherwise."""
-    text = _first(options, name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name}={text!r}: expected a whole number") from None
-    if not lo <= value <= hi:
-        raise ApiError(400, f"{name}={value}: must be between {lo} and {hi}")
-    return value
-
-
-def _seconds_option(options: Mapping[str, str], name: str, default: float) -> float:
-    """A positive duration option in seconds ('2' or '2s'); 400 otherwise."""
-    text = _first(options, name)
-    if text is None:
-        return default
-    try:
-        value = float(text[:-1] if text.lower().endswith("s") else text)
-    except ValueError:
-        raise ApiError(400, f"{name}={text!r}: expected a duration in seconds, e.g. 2 or 2s") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ApiError(400, f"{name}={text!r}: must be a positive duration in seconds")
-    return value
-
-
 def _merged(request: Request, upload: Upload | None) -> dict[str, str]:
     """Options from the query string, overridden by form fields of the same name."""
     options = dict(request.query_params)
@@ -132,230 +65,9 @@ def _merged(request: Request, upload: Upload | None) -> dict[str, str]:
     return options
 
 
-def _duration(times: np.ndarray, fps: float) -> float:
-    """A video's length in seconds: its last frame's time plus one frame interval (as timeline windows count)."""
-    if len(times) > 1:
-        return float(times[-1] - times[0] + (times[-1] - times[-2]))
-    return 1.0 / fps if fps > 0 else 0.0
-
-
 def _ms(seconds: float) -> float:
     """Seconds as milliseconds, rounded for JSON."""
     return round(seconds * 1000, 2)
-
-
-# --------------------------------------------------------------------------------------------- the service
-
-class _Service:
-    """What the endpoints share: the classifier, the batcher, the decode pool, the temp folder, the metrics."""
-
-    def __init__(self, clf: VideoClassifier, cfg: ServeConfig) -> None:
-        self.clf = clf
-        self.cfg = cfg
-        model_forward = compile_for_inference(clf.model) if cfg.compile else clf.model
-        forwards = {"logits": model_forward, "pooled": feature_forward(clf.model, "pooled", compile=cfg.compile)}
-        self.batcher = DynamicBatcher(forwards, device=clf.device, dtype=clf.dtype,
-                                      max_batch_views=cfg.max_batch_views, max_wait_ms=cfg.max_wait_ms,
-                                      on_batch=self._on_batch)
-        self.metrics = Metrics(lambda: self.batcher.queued_views)
-        self.max_bytes = int(cfg.max_upload_mb * MIB)
-        self.pool: ThreadPoolExecutor | None = None
-        self.tmpdir: Path | None = None
-        self.active = 0
-
-    # ------------------------------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        """Make the private upload folder and the decode pool, start the model thread, run the warm-up."""
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="uniformerv2-serve-"))  # mode 0700: uploads are private
-        self.pool = ThreadPoolExecutor(max(1, self.cfg.workers), thread_name_prefix="uniformerv2-decode")
-        self.batcher.start()
-        if self.cfg.warmup:
-            p = self.clf.protocol
-            self.batcher.submit(torch.zeros(1, 3, p.frames, p.size, p.size, dtype=torch.uint8)).result()
-
-    def stop(self) -> None:
-        """Stop the model thread and the pool; remove the upload folder and anything left in it."""
-        self.batcher.close()
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-        if self.tmpdir is not None:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-    def _on_batch(self, stats: BatchStats) -> None:
-        """Record a forward pass in the metrics (called on the model thread)."""
-        self.metrics.batch_views.observe(stats.views)
-        self.metrics.batch_jobs.observe(stats.jobs)
-        self.metrics.forward_seconds.observe(stats.seconds)
-
-    # ------------------------------------------------------------------------------------------- access
-
-    def check_key(self, credentials: HTTPAuthorizationCredentials | None) -> None:
-        """Nothing without a key configured; else 401 without a bearer token, 403 with a wrong one."""
-        key = self.cfg.api_key
-        if not key:
-            return
-        if credentials is None:
-            raise ApiError(401, "an API key is required: send the header 'Authorization: Bearer KEY'",
-                           {"WWW-Authenticate": "Bearer"})
-        if not hmac.compare_digest(credentials.credentials.encode(), key.encode()):
-            raise ApiError(403, "wrong API key", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """One of ``max_concurrent`` places for a model request; none free: 503 (retry)."""
-        if self.active >= self.cfg.max_concurrent:
-            raise ApiError(503, f"busy: {self.active} requests in progress; retry in a moment",
-                           {"Retry-After": "1"})
-        self.active += 1
-        self.metrics.in_progress.inc()
-        try:
-            yield
-        finally:
-            self.active -= 1
-            self.metrics.in_progress.dec()
-
-    @contextlib.asynccontextmanager
-    async def upload(self, request: Request) -> AsyncIterator[Upload]:
-        """The request's video in a private temp file, removed when the block ends, whatever happens."""
-        assert self.tmpdir is not None, "the app was not started (use it through uvicorn, which runs its lifespan)"
-        upload = await receive_upload(request, directory=self.tmpdir, max_bytes=self.max_bytes)
-        try:
-            yield upload
-        finally:
-            upload.remove()
-
-    # --------------------------------------------------------------------------------------------- work
-
-    async def in_pool(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on a decode thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
-
-    async def results(self, futures: Sequence[Future]) -> list[torch.Tensor]:
-        """The outputs of the batcher's futures, awaited in order."""
-        return [await asyncio.wrap_future(f) for f in futures]
-
-    async def run_one(self, views: torch.Tensor, kind: str) -> tuple[torch.Tensor, list[Future]]:
-        """One request's views through the batcher: the output, and the future (for the timing); cancelled when the
-        request ends first (an error, a client gone)."""
-        futures = [self.batcher.submit(views, kind)]
-        try:
-            (out,) = await self.results(futures)
-        finally:
-            futures[0].cancel()
-        return out, futures
-
-    def protocol(self, options: Mapping[str, str]) -> Protocol:
-        """The model's protocol with the request's ``views`` (CLIPSxCROPS)."""
-        text = _first(options, "views")
-        if text is None:
-            return self.clf.protocol
-        try:
-            clips, crops = parse_views(text)
-        except UniFormerV2Error as e:
-            raise ApiError(400, f"views={text!r}: {e}") from None
-        if clips * crops > self.cfg.max_request_views:
-            raise ApiError(400, f"views={text!r}: {clips * crops} views, the limit is {self.cfg.max_request_views}")
-        return self.clf.protocol.replace(clips=clips, crops=crops)
-
-    def labels(self, options: Mapping[str, str]) -> tuple[list[int] | None, list[str]]:
-        """The head rows and names of the classes a request asks to score (``labels``: a shipped label map's
-        name, or class names separated by commas or new lines), as ``predict --labels`` applies them; by default
-        every class."""
-        text = _first(options, "labels")
-        if text is None:
-            return None, list(self.clf.class_names)
-        if text in SHIPPED_LABEL_MAPS:  # never a path: a client names no file on the server
-            from importlib import resources
-            lines = resources.files("uniformerv2").joinpath(f"labels/label_map_{text}.txt").read_text("utf-8")
-            wanted = [n.strip() for n in lines.splitlines() if n.strip()]
-        else:
-            wanted = [n.strip() for n in text.replace("\n", ",").split(",") if n.strip()]
-        if not wanted:
-            raise ApiError(400, "labels: no class names given")
-        known = self.clf.class_names
-        try:
-            rows = match_class_names(wanted, known, source="labels",
-                                     aliases=kinetics710_aliases() if len(known) == 710 else None)
-        except UniFormerV2Error as e:
-            raise ApiError(400, str(e)) from None
-        return rows, wanted
-
-    def _decode_error(self, upload: Upload, e: BaseException) -> ApiError:
-        """The 4xx answer for a file the decoder refused; never the server's temp path in it."""
-        if isinstance(e, ApiError):
-            return e
-        if isinstance(e, VideoDecodeError):
-            reason = e.reason
-        else:  # anything else a hostile or broken file makes the decoder raise is still the file's fault
-            log.warning("decoding %r failed", upload.filename, exc_info=e)
-            reason = f"could not be decoded ({type(e).__name__}: {e})"
-        if upload.path is not None:
-            reason = reason.replace(str(upload.path), upload.filename)
-        return ApiError(422, f"{upload.filename}: {reason}")
-
-    def open_upload(self, upload: Upload) -> Any:
-        """The upload opened for reading, its length checked against ``max_duration_s``."""
-        try:
-            reader = open_video(upload.path, self.clf.backend)
-        except Exception as e:  # noqa: BLE001 - see _decode_error
-            raise self._decode_error(upload, e) from None
-        duration = _duration(reader.times, reader.fps)
-        if duration > self.cfg.max_duration_s:
-            reader.close()
-            raise ApiError(413, f"{upload.filename}: video too long ({duration:.1f} s); the limit is "
-                                f"{self.cfg.max_duration_s:g} s")
-        reader.duration = duration
-        return reader
-
-    def decode(self, upload: Upload, protocol: Protocol) -> tuple[torch.Tensor, float, float]:
-        """Test views of an upload (what ``read_test_views`` makes), its duration, and the seconds it took."""
-        start = time.perf_counter()
-        reader = self.open_upload(upload)
-        try:
-            inds = sample_test_indices(reader.num_frames, protocol)
-            unique, inverse = np.unique(inds, return_inverse=True)
-            frames = reader.read(unique)
-        except Exception as e:  # noqa: BLE001 - see _decode_error
-            raise self._decode_error(upload, e) from None
-        finally:
-            reader.close()
-        views = views_from_frames(frames, protocol, inverse=inverse.reshape(-1))
-        seconds = time.perf_counter() - start
-        self.metrics.decode_seconds.observe(seconds)
-        return views, reader.duration, seconds
-
-    def window_views(self, upload: Upload, reader: Any, chunk: np.ndarray, protocol: Protocol) -> list[torch.Tensor]:
-        """Views of consecutive timeline windows (frame indices ``chunk`` [W, frames]), as ``timeline.scan``
-        makes them."""
-        try:
-            unique, inverse = np.unique(chunk, return_inverse=True)
-            frames = reader.read(unique)
-        except Exception as e:  # noqa: BLE001 - see _decode_error
-            raise self._decode_error(upload, e) from None
-        inverse = inverse.reshape(chunk.shape)
-        return [views_from_frames(frames, protocol, inverse=inverse[w]) for w in range(len(chunk))]
-
-    async def views_of(self, request: Request, upload: Upload, protocol: Protocol) -> tuple[torch.Tensor, float,
-                                                                                              float]:
-        """Decode an upload's test views on the pool, telling the batcher that they are on their way."""
-        if await request.is_disconnected():  # gone while uploading the last bytes: do not decode for nobody
-            raise ClientGone()
-        with self.batcher.incoming():
-            return await self.in_pool(self.decode, upload, protocol)
-
-
-def _scores(logits: torch.Tensor, rows: list[int] | None) -> torch.Tensor:
-    """Softmax per view, mean over views (``VideoClassifier.scores_of_views``), over the chosen head rows."""
-    if rows is not None:
-        logits = logits[:, rows]
-    return logits.float().softmax(-1).mean(0)
-
-
-def _top(scores: torch.Tensor, names: Sequence[str], k: int) -> list[dict[str, Any]]:
-    """The k best classes as [{label, score}], best first."""
-    values, indices = scores.topk(min(k, scores.numel()))
-    return [{"label": names[i], "score": float(v)} for v, i in zip(values.tolist(), indices.tolist())]
 
 
 def _timing(upload: Upload, decode_s: float, futures: Sequence[Future], start: float) -> dict[str, float]:
@@ -383,7 +95,7 @@ def create_app(clf: VideoClassifier, config: ServeConfig | None = None) -> FastA
     """The FastAPI app serving ``clf``: the JSON API under ``/v1``, ``/healthz``, ``/metrics`` and the web page
     at ``/``. Run it with uvicorn (its lifespan starts the model thread and the decode pool)."""
     cfg = config or ServeConfig()
-    service = _Service(clf, cfg)
+    service = Service(clf, cfg)
     live = LiveHub(clf, service.batcher, service.metrics.registry, api_key=cfg.api_key,
                    max_connections=cfg.max_live_connections)
 
@@ -496,11 +208,13 @@ def create_app(clf: VideoClassifier, config: ServeConfig | None = None) -> FastA
                 options = _merged(request, upload)
                 k, protocol, (rows, names) = _predict_options(service, options)
                 views_t, duration, decode_s = await service.views_of(request, upload, protocol)
-                logits, futures = await service.run_one(views_t, "logits")
+                model = service.classifier(protocol)
+                scores = probabilities(await service.run_one(model, views_t, "logits"), rows)
                 return {"video": upload.filename, "model": cfg.model_name, "protocol": protocol.describe(),
                         "views": protocol.views, "duration_s": round(duration, 3),
-                        "predictions": _top(_scores(logits, rows), names, k),
-                        "timing_ms": _timing(upload, decode_s, futures, start)}
+                        "predictions": [{"label": label, "score": score}
+                                        for label, score in top_classes(scores, names, k)],
+                        "timing_ms": _timing(upload, decode_s, model.futures or [], start)}
 
     @api.post("/v1/features", openapi_extra=_VIDEO_BODY, summary="Pooled feature vector of a video",
               description="The feature the classification head sees, averaged over the test views "
@@ -515,19 +229,21 @@ def create_app(clf: VideoClassifier, config: ServeConfig | None = None) -> FastA
             async with service.upload(request) as upload:
                 protocol = service.protocol(_merged(request, upload))
                 views_t, duration, decode_s = await service.views_of(request, upload, protocol)
-                feats, futures = await service.run_one(views_t, "pooled")
-                vector = feats.mean(0)
+                model = service.classifier(protocol)
+                vector = (await service.run_one(model, views_t, "pooled")).mean(0)  # the mean over the views
                 return {"video": upload.filename, "model": cfg.model_name, "kind": "pooled",
                         "protocol": protocol.describe(), "views": protocol.views, "duration_s": round(duration, 3),
                         "dim": int(vector.numel()), "feature": vector.tolist(),
-                        "timing_ms": _timing(upload, decode_s, futures, start)}
+                        "timing_ms": _timing(upload, decode_s, model.futures or [], start)}
 
     @api.post("/v1/timeline", openapi_extra=_VIDEO_BODY, summary="Scores over time (sliding windows)",
               description="One clip per window, the protocol's frames, `crops` crops: the JSON that "
                           "`uniformerv2 timeline` writes (plus `model` and `timing_ms`)." + _OPTIONS_NOTE)
     async def timeline(request: Request,
-                       window: str | None = Query(None, description="window length in seconds (default 2)"),
-                       stride: str | None = Query(None, description="step between windows in seconds (default 1)"),
+                       window: str | None = Query(None, description="window length: seconds (2 or 2s) or "
+                                                  "frames (64f) (default 2s)"),
+                       stride: str | None = Query(None, description="step between windows: seconds (1s) or "
+                                                  "frames (32f) (default 1s)"),
                        crops: str | None = Query(None, description="crops per window: 1 (default) or 3"),
                        top_k: str | None = Query(None, description="classes listed per window (default 5)"),
                        labels: str | None = Query(None, description="as for /v1/predict")) -> dict[str, Any]:
@@ -536,10 +252,13 @@ def create_app(clf: VideoClassifier, config: ServeConfig | None = None) -> FastA
         async with service.slot():
             _timeline_options(service, _merged(request, None))
             async with service.upload(request) as upload:
-                window_s, stride_s, protocol, k, (rows, names) = _timeline_options(service, _merged(request, upload))
+                window, stride, protocol, k, (rows, names) = _timeline_options(service, _merged(request, upload))
                 if await request.is_disconnected():
                     raise ClientGone()
-                return await _scan(service, upload, window_s, stride_s, protocol, k, rows, names, start)
+                model = service.classifier(protocol, rows, names)
+                tl, decode_s = await service.timeline(upload, model, window, stride)
+                return {**tl.to_dict(k), "model": cfg.model_name,
+                        "timing_ms": _timing(upload, decode_s, model.futures or [], start)}
 
     app.include_router(api)
 
@@ -552,64 +271,19 @@ def create_app(clf: VideoClassifier, config: ServeConfig | None = None) -> FastA
     return app
 
 
-def _predict_options(service: _Service, options: Mapping[str, str]) -> tuple[int, Protocol,
-                                                                              tuple[list[int] | None, list[str]]]:
+def _predict_options(service: Service, options: Mapping[str, str]) -> tuple[int, Protocol,
+                                                                             tuple[list[int] | None, list[str]]]:
     """top_k, protocol and class rows of a /v1/predict request (400 on a bad one)."""
-    return (_int_option(options, "top_k", 5, 1, 10_000), service.protocol(options), service.labels(options))
+    return (int_option(options, "top_k", 5, 1, 10_000), service.protocol(options), service.labels(options))
 
 
-def _timeline_options(service: _Service, options: Mapping[str, str]) -> tuple[float, float, Protocol, int,
-                                                                               tuple[list[int] | None, list[str]]]:
+def _timeline_options(service: Service, options: Mapping[str, str]) -> tuple[Duration, Duration, Protocol, int,
+                                                                              tuple[list[int] | None, list[str]]]:
     """window, stride, protocol, top_k and class rows of a /v1/timeline request (400 on a bad one)."""
-    window_s = _seconds_option(options, "window", 2.0)
-    stride_s = _seconds_option(options, "stride", 1.0)
-    crops = _int_option(options, "crops", 1, 1, 3)
+    window = duration_option(options, "window", 2.0)
+    stride = duration_option(options, "stride", 1.0)
+    crops = int_option(options, "crops", 1, 1, 3)
     if crops not in (1, 3):
         raise ApiError(400, f"crops={crops}: must be 1 (centre) or 3")
     protocol = service.clf.protocol.replace(clips=1, crops=crops)
-    return window_s, stride_s, protocol, _int_option(options, "top_k", 5, 1, 10_000), service.labels(options)
-
-
-async def _scan(service: _Service, upload: Upload, window_s: float, stride_s: float, protocol: Protocol, k: int,
-                rows: list[int] | None, names: list[str], start: float) -> dict[str, Any]:
-    """``timeline.scan`` with the windows' views batched with everyone else's, decoded a few windows ahead."""
-    cfg = service.cfg
-    futures: list[Future] = []
-    decode_s = 0.0
-    with service.batcher.incoming():
-        t0 = time.perf_counter()
-        reader = await service.in_pool(service.open_upload, upload)
-        decode_s += time.perf_counter() - t0
-    try:
-        starts, ends, indices = window_indices(reader.times, window_s, stride_s, protocol.frames)
-        if len(starts) > cfg.max_timeline_windows:
-            raise ApiError(400, f"{len(starts)} windows ({reader.duration:.1f} s at a stride of {stride_s:g} s); the "
-                                f"limit is {cfg.max_timeline_windows}: use a longer stride")
-        done = 0
-        for lo in range(0, len(starts), WINDOWS_PER_READ):
-            with service.batcher.incoming():
-                t0 = time.perf_counter()
-                views = await service.in_pool(service.window_views, upload, reader,
-                                              indices[lo:lo + WINDOWS_PER_READ], protocol)
-                decode_s += time.perf_counter() - t0
-            futures.extend(service.batcher.submit(v, "logits") for v in views)
-            del views
-            while len(futures) - done > WINDOWS_AHEAD:
-                await asyncio.wrap_future(futures[done])
-                done += 1
-        logits = await service.results(futures)
-    finally:
-        for f in futures:  # an error or a client gone: the windows not yet scored are not worth scoring
-            f.cancel()
-        await service.in_pool(reader.close)
-    service.metrics.decode_seconds.observe(decode_s)
-    scores = torch.stack([_scores(x, rows) for x in logits]).numpy()
-    tl = Timeline(video=upload.filename, fps=reader.fps, starts=starts, ends=ends, scores=scores, class_names=names)
-    assert service.tmpdir is not None
-    with tempfile.TemporaryDirectory(dir=service.tmpdir) as tmp:  # one layout, one writer: timeline's own
-        path = Path(tmp) / "timeline.json"
-        write_timeline(tl, None, path, top_k=k)
-        out = json.loads(path.read_text())
-    out["model"] = cfg.model_name
-    out["timing_ms"] = _timing(upload, decode_s, futures, start)
-    return out
+    return window, stride, protocol, int_option(options, "top_k", 5, 1, 10_000), service.labels(options)

@@ -1,4 +1,5 @@
-"""Dynamic batching: the test views of concurrent requests share the model's forward passes.
+"""Dynamic batching: the test views of concurrent requests share the model's forward passes; and
+:class:`BatchedClassifier`, a classifier whose forward passes go through the batcher.
 
 One model thread owns the network. Callers (any thread) :meth:`DynamicBatcher.submit` a video's uint8 views and
 get a :class:`concurrent.futures.Future` of the network's per-view outputs (float32, on the CPU). The model thread
@@ -16,14 +17,16 @@ import threading
 import time
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
 from ..data import normalize
+from ..inference import probabilities, top_classes
 from ..precision import autocast
+from ..protocol import Protocol
 
-__all__ = ["BatchStats", "DynamicBatcher", "Job"]
+__all__ = ["BatchStats", "DynamicBatcher", "Job", "BatchedClassifier"]
 
 
 def _settle(future: Future, *, result: object = None, error: BaseException | None = None) -> None:
@@ -247,3 +250,51 @@ class DynamicBatcher:
                     self.on_batch(BatchStats(views=int(batch.shape[0]), jobs=len(live), seconds=end - start))
                 except Exception:  # noqa: BLE001 - metrics never stop the model
                     pass
+
+
+class BatchedClassifier:
+    """A :class:`~uniformerv2.inference.VideoClassifier` whose forward passes go through a :class:`DynamicBatcher`:
+    what :func:`~uniformerv2.timeline.scan` and :class:`~uniformerv2.live.LiveRecognizer` need (``protocol``,
+    ``class_names``, ``backend``, ``scores_of_views``, ``scores_of_videos``, ``top_k``), safe to call from any
+    thread, and never a second forward on the model beside the batcher's.
+
+    ``protocol``, ``rows`` and ``class_names``: one request's views and classes (the head rows it scores, and their
+    names; default: the classifier's). ``record``: keep every job's future in ``futures`` (a request's timing).
+    """
+
+    def __init__(self, clf: Any, batcher: DynamicBatcher, *, protocol: Protocol | None = None,
+                 rows: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
+                 record: bool = False, timeout: float = 120.0) -> None:
+        self.clf = clf
+        self.batcher = batcher
+        self.protocol = protocol or clf.protocol
+        self.rows = None if rows is None else list(rows)
+        self.class_names = list(clf.class_names if class_names is None else class_names)
+        self.backend = clf.backend
+        self.futures: list[Future] | None = [] if record else None
+        self.timeout = timeout
+
+    def submit(self, views: torch.Tensor, kind: str = "logits") -> Future:
+        """:meth:`DynamicBatcher.submit`, recorded."""
+        future = self.batcher.submit(views, kind)
+        if self.futures is not None:
+            self.futures.append(future)
+        return future
+
+    def scores_of_videos(self, view_sets: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The probabilities (:func:`~uniformerv2.inference.probabilities`) of each set of views, from the batcher:
+        [len(view_sets), classes]."""
+        futures = [self.submit(views) for views in view_sets]
+        try:
+            logits = [future.result(self.timeout) for future in futures]
+        finally:
+            for future in futures:  # an error or a timeout: the batcher need not score the rest
+                future.cancel()
+        return torch.stack([probabilities(x, self.rows) for x in logits])
+
+    def scores_of_views(self, views: torch.Tensor) -> torch.Tensor:
+        """Softmax per view, mean over views (as ``VideoClassifier.scores_of_views``), from the batcher."""
+        return self.scores_of_videos([views])[0]
+
+    def top_k(self, scores: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
+        return top_classes(scores, self.class_names, top_k)

@@ -12,7 +12,8 @@ dropped at once (``uniformerv2_live_connections`` in ``/metrics``).
 
 The protocol, for other clients than the page:
 
-* connect to ``ws://HOST/v1/live?every=0.5&window=2&top_k=5`` (all optional). With an API key, send it as the
+* connect to ``ws://HOST/v1/live?every=0.5&window=2&top_k=5`` (all optional; durations in seconds, ``2`` or
+  ``2s``: the frames' rate is the client's, so frames, ``16f``, are refused). With an API key, send it as the
   ``token`` query parameter, or (what the page does, so that the key stays out of access logs) offer the
   subprotocol ``bearer.<the key in base64url, unpadded>`` together with ``uniformerv2``, which the server selects;
   browsers cannot set ``Authorization`` on a WebSocket. A refused connection gets the HTTP answer the other
@@ -30,8 +31,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hmac
-import io
 import itertools
 import logging
 import math
@@ -42,17 +41,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import numpy as np
-import torch
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..data.transforms import resize_short_side
-from ..live import FrameBuffer, LiveRecognizer
-from .batcher import DynamicBatcher
+from ..live import FrameBuffer, LiveRecognizer, decode_image
+from .batcher import BatchedClassifier, DynamicBatcher
+from .errors import INVALID_TOKEN, ApiError, check_key
+from .options import duration_option, int_option
 
-__all__ = ["LiveHub", "LiveOptions", "LiveSession", "BatchedClassifier", "SUBPROTOCOL", "BEARER_PREFIX"]
+__all__ = ["LiveHub", "LiveOptions", "LiveSession", "SUBPROTOCOL", "BEARER_PREFIX"]
 
 log = logging.getLogger("uniformerv2.serve")
 
@@ -63,16 +62,7 @@ MAX_FRAME_BYTES = 2 * 1024 * 1024  # one binary message
 MAX_FRAME_PIXELS = 4096 * 4096  # one decoded frame (checked from the header, before decoding)
 IDLE_S = 60.0  # a connection that sends nothing for this long is closed
 _LAG_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
-_FORMATS = ("JPEG", "PNG", "WEBP")
 _TIMESTAMP = struct.Struct(">d")
-
-
-class Refused(Exception):
-    """A connection refused before it is accepted: the HTTP status and message the client gets."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, dict(headers or {})
 
 
 # ------------------------------------------------------------------------------------------------- options
@@ -87,57 +77,12 @@ class LiveOptions:
 
     @classmethod
     def parse(cls, query: Mapping[str, str], num_classes: int) -> "LiveOptions":
-        """The options of a connection's query string; :class:`Refused` (400) on a bad one."""
-        def seconds(name: str, default: float, lo: float, hi: float) -> float:
-            text = (query.get(name) or "").strip()
-            if not text:
-                return default
-            try:
-                value = float(text[:-1] if text.lower().endswith("s") else text)
-            except ValueError:
-                raise Refused(400, f"{name}={text!r}: expected a duration in seconds, e.g. 0.5 or 0.5s") from None
-            if not (math.isfinite(value) and lo <= value <= hi):
-                raise Refused(400, f"{name}={text!r}: must be between {lo:g} and {hi:g} seconds")
-            return value
-
-        top_text = (query.get("top_k") or "").strip()
-        top_k = 5
-        if top_text:
-            try:
-                top_k = int(top_text)
-            except ValueError:
-                raise Refused(400, f"top_k={top_text!r}: expected a whole number") from None
-            if not 1 <= top_k <= 100:
-                raise Refused(400, f"top_k={top_k}: must be between 1 and 100")
-        return cls(every=seconds("every", cls.every, 0.05, 10.0), window=seconds("window", cls.window, 0.1, 10.0),
-                   top_k=min(top_k, num_classes))
-
-
-# ------------------------------------------------------------------------------------------------ the model
-
-class BatchedClassifier:
-    """The app's :class:`~uniformerv2.inference.VideoClassifier` with its forward passes sent through the app's
-    batcher: what :class:`~uniformerv2.live.LiveRecognizer` needs (``protocol``, ``scores_of_views``, ``top_k``),
-    safe to call from any thread, and never a second forward on the model beside the batcher's."""
-
-    def __init__(self, clf: Any, batcher: DynamicBatcher, timeout: float = 120.0) -> None:
-        self.clf = clf
-        self.batcher = batcher
-        self.timeout = timeout
-        self.protocol = clf.protocol
-        self.class_names = clf.class_names
-
-    def scores_of_views(self, views: torch.Tensor) -> torch.Tensor:
-        """Softmax per view, mean over views (as ``VideoClassifier.scores_of_views``), from the batcher."""
-        future = self.batcher.submit(views, "logits")
-        try:
-            logits = future.result(self.timeout)
-        finally:
-            future.cancel()  # a timeout: the batcher need not score it any more
-        return logits.float().softmax(-1).mean(0)
-
-    def top_k(self, scores: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
-        return self.clf.top_k(scores, top_k)
+        """The options of a connection's query string; :class:`~uniformerv2.serving.errors.ApiError` (400) on a
+        bad one."""
+        every = duration_option(query, "every", cls.every, frames=False, minimum=0.05, maximum=10.0)
+        window = duration_option(query, "window", cls.window, frames=False, minimum=0.1, maximum=10.0)
+        top_k = int_option(query, "top_k", cls.top_k, 1, 100)
+        return cls(every=every.value, window=window.value, top_k=min(top_k, num_classes))
 
 
 class _LiveMetrics:
@@ -194,34 +139,13 @@ class LiveSession:
             if stamp - self.last_time < 1.0 / MAX_FPS - 1e-6:
                 return "thinned", None
         try:
-            rgb = _decode(image, self.size)
+            rgb = decode_image(image, self.size, max_pixels=MAX_FRAME_PIXELS)
         except ValueError as e:
             return "bad", f"frame {n}: {e}"
         self.buffer.push(stamp, resize_short_side(rgb, self.size))
         self.last_time = stamp
         self.kept += 1
         return "kept", None
-
-
-def _decode(data: bytes, size: int) -> np.ndarray:
-    """An image's RGB pixels, uint8 [H, W, 3]; a JPEG is decoded at the smallest DCT scale that keeps its short
-    side at least ``size`` (fast for a large frame). ValueError on anything else."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(io.BytesIO(data), formats=_FORMATS) as img:
-            w, h = img.size
-            if w < 1 or h < 1 or w * h > MAX_FRAME_PIXELS:
-                raise ValueError(f"a {w}x{h} image; send at most {MAX_FRAME_PIXELS} pixels")
-            if img.format == "JPEG" and min(w, h) > size:
-                scale = size / min(w, h)
-                img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
-            return np.asarray(img.convert("RGB"))
-    except ValueError:
-        raise
-    except UnidentifiedImageError:
-        raise ValueError("not a JPEG, PNG or WebP image") from None
-    except (OSError, Image.DecompressionBombError, SyntaxError, struct.error) as e:  # a broken one
-        raise ValueError(f"a broken image ({type(e).__name__}: {e})") from None
 
 
 # -------------------------------------------------------------------------------------------------- the hub
@@ -231,7 +155,7 @@ class LiveHub:
 
     def __init__(self, clf: Any, batcher: DynamicBatcher, registry: CollectorRegistry, *, api_key: str | None = None,
                  max_connections: int = 8, idle_s: float = IDLE_S) -> None:
-        self.clf = BatchedClassifier(clf, batcher)
+        self.clf = BatchedClassifier(clf, batcher)  # shared by every connection
         self.num_classes = len(clf.class_names)
         self.api_key = api_key
         self.max_connections = max(1, max_connections)
@@ -273,8 +197,8 @@ class LiveHub:
     # ------------------------------------------------------------------------------------------- access
 
     def check_key(self, websocket: WebSocket) -> None:
-        """Nothing without a key configured; else 401 without one, 403 with a wrong one (``token`` query
-        parameter, or a ``bearer.<base64url>`` subprotocol)."""
+        """The API key from the ``token`` query parameter or a ``bearer.<base64url>`` subprotocol
+        (:func:`~uniformerv2.serving.errors.check_key`)."""
         if not self.api_key:
             return
         token = websocket.query_params.get("token")
@@ -283,14 +207,10 @@ class LiveHub:
                 if offered.startswith(BEARER_PREFIX):
                     token = _unbase64url(offered[len(BEARER_PREFIX):])
                     if token is None:
-                        raise Refused(403, "wrong API key (the bearer. subprotocol is not base64url)",
-                                      {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                        raise ApiError(403, "wrong API key (the bearer. subprotocol is not base64url)", INVALID_TOKEN)
                     break
-        if not token:
-            raise Refused(401, "an API key is required: add ?token=KEY to the URL, or offer the subprotocol "
-                               "'bearer.' + the key in base64url", {"WWW-Authenticate": "Bearer"})
-        if not hmac.compare_digest(token.encode(), self.api_key.encode()):
-            raise Refused(403, "wrong API key", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        check_key(self.api_key, token, how="add ?token=KEY to the URL, or offer the subprotocol 'bearer.' + the key "
+                                           "in base64url")
 
     # ------------------------------------------------------------------------------------------ a connection
 
@@ -300,9 +220,9 @@ class LiveHub:
             self.check_key(websocket)
             options = LiveOptions.parse(websocket.query_params, self.num_classes)
             if len(self.sessions) >= self.max_connections:
-                raise Refused(503, f"busy: {len(self.sessions)} camera connections open; retry in a moment",
+                raise ApiError(503, f"busy: {len(self.sessions)} camera connections open; retry in a moment",
                               {"Retry-After": "5"})
-        except Refused as e:
+        except ApiError as e:
             await _refuse(websocket, e)
             return
         session = LiveSession(next(self._numbers), self.clf, options)
@@ -409,7 +329,7 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
             await websocket.close(code, reason[:120])
 
 
-async def _refuse(websocket: WebSocket, e: Refused) -> None:
+async def _refuse(websocket: WebSocket, e: ApiError) -> None:
     """Refuse a handshake with an HTTP answer like the other endpoints' (``{"error": ...}``) where the server
     can send one, else with a close (which servers answer 403)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):

@@ -16,7 +16,9 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-__all__ = ["ApiError", "ClientGone", "Upload", "receive_upload", "MIB"]
+from .errors import ApiError
+
+__all__ = ["ClientGone", "Upload", "receive_upload", "MIB"]
 
 MIB = 1024 * 1024
 # How much of an over-size body is still read (and thrown away) before answering 413: a client that sends its
@@ -26,16 +28,6 @@ DRAIN_BYTES = 16 * MIB
 MAX_FIELDS = 16  # form fields besides the video
 MAX_FIELD_BYTES = 64 * 1024  # a list of class names fits
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
-
-
-class ApiError(Exception):
-    """An answer with a 4xx/5xx status and a JSON body ``{"error": message}`` that says what is wrong."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
 
 
 class ClientGone(Exception):

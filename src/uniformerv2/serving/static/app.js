@@ -288,7 +288,7 @@ function drawMarker(force = false) {
   let w = 0;
   plot.centres.forEach((c, i) => { if (Math.abs(c - t) < Math.abs(plot.centres[w] - t)) w = i; });
   const top = tl.windows[w].top[0];
-  $("now").textContent = `at ${t.toFixed(1)} s: ${top.label} ${percent(top.probability)}`;
+  $("now").textContent = `at ${t.toFixed(1)} s: ${top.label} ${percent(top.score)}`;
 }
 
 function animate() {
