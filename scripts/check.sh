@@ -9,18 +9,23 @@ cd "$root"
 bin="${UNIFORMERV2_VENV:-$root/.venv}/bin"
 export NO_MKDOCS_2_WARNING=1  # Material for MkDocs' banner about its successor, on every build
 failed=()
-step() {  # step NAME COMMAND...: run it, remember its name when it fails
-  local name="$1"
+step() {  # step NAME COMMAND...: run it, say how long it took, remember its name when it fails
+  local name="$1" start=$SECONDS
   shift
   echo "== $name" >&2
-  "$@" || failed+=("$name")
+  if "$@"; then
+    echo "== $name: ok ($((SECONDS - start)) s)" >&2
+  else
+    echo "== $name: FAILED ($((SECONDS - start)) s)" >&2
+    failed+=("$name")
+  fi
 }
 step "ruff check" "$bin/ruff" check .
 step "ruff format" "$bin/ruff" format --check .
 step "mypy" "$bin/mypy"
 step "mkdocs" "$bin/mkdocs" build --strict --site-dir site  # site/ is ignored by git
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "check.sh: failed: ${failed[*]}; the tests run anyway" >&2
+  (IFS=,; echo "check.sh: failed: ${failed[*]}; the tests run anyway" >&2)
 fi
 echo "== pytest" >&2
 "$bin/python" -m pytest "$@"
