@@ -105,8 +105,9 @@ def run_ref(python: str, ann: Path, root: Path, workers: int, work: Path, limit_
     cmd = [python, str(tool), str(cfg), "--split", "test", "--decoder", "decord", "--nproc", str(workers),
            "--output-file", str(invalid)]
     t0 = time.perf_counter()
+    # its own process group: a hung pool is ended with its workers
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                            cwd=work, start_new_session=True)  # its own process group: a hung pool is ended with its workers
+                            cwd=work, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=limit_s)
         dt: float | None = time.perf_counter() - t0
@@ -209,7 +210,8 @@ def main() -> None:
     if args.planted:
         lines += planted(args)
     import av
-    lines += ["", f"Machine: {os.cpu_count()} CPUs ({cpu_description()}), {platform.system()} {platform.machine()}, shared "
+    machine = f"{os.cpu_count()} CPUs ({cpu_description()}), {platform.system()} {platform.machine()}"
+    lines += ["", f"Machine: {machine}, shared "
                   f"with other jobs while measured. PyAV {av.__version__}; MMAction2 1.2.0 in {args.ref_python}.",
               f"Command: `.venv/bin/python benchmarks/bench_check.py {' '.join(sys.argv[1:])}`"]
     print()

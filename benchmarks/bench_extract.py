@@ -111,8 +111,9 @@ def main() -> None:
                     str(ckpt), "--set", *ours_set, "--views", args.views, "--dtype", dtype, "--workers",
                     str(args.workers), "--batch-views", str(args.batch_views), "--no-progress"]
 
-        config_path = subprocess.run([args.ref_python, "-c", "import sys; sys.path.insert(0, %r); import dump; "
-                                      "print(dump.config_path(%r))" % (str(Path(args.dump_py).parent), CONFIG)],
+        dump_dir = str(Path(args.dump_py).parent)
+        find_config = f"import sys; sys.path.insert(0, {dump_dir!r}); import dump; print(dump.config_path({CONFIG!r}))"
+        config_path = subprocess.run([args.ref_python, "-c", find_config],
                                      capture_output=True, text=True, check=True).stdout.strip()
         import_tool = ("import mmaction, os; print(os.path.join(os.path.dirname(mmaction.__file__), '.mim', "
                        "'tools', 'misc', 'clip_feature_extraction.py'))")

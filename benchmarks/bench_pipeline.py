@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _measure import cpu_description
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Test-time data pipeline"
 
@@ -31,7 +33,6 @@ logging.disable(logging.WARNING)
 from mmaction.datasets.transforms import (CenterCrop, DecordDecode, DecordInit, FormatShape, PyAVDecode, PyAVInit,
                                           Resize, ThreeCrop, UniformSample)
 import mmaction
-from _measure import cpu_description
 cache = {}
 def pipeline(clip_len, num_clips, num_crops, size, decoder):
     key = (clip_len, num_clips, num_crops, size, decoder)
@@ -109,7 +110,8 @@ def main() -> None:
             for rnd in range(args.rounds + 1):  # round 0 warms both up
                 for video in args.videos:
                     t0 = time.perf_counter()
-                    views = read_test_views(video, Protocol(clip_len, args.size, num_clips, num_crops), backend=args.backend)
+                    protocol = Protocol(clip_len, args.size, num_clips, num_crops)
+                    views = read_test_views(video, protocol, backend=args.backend)
                     dt = time.perf_counter() - t0
                     rt, shape = ref.run(path=video, **req)
                     if list(views.shape) != shape:

@@ -6,7 +6,8 @@ checkpoint=...)`` and compares features, per-view logits and averaged scores.
 
     bash ../shared/ref/setup.sh
     .venv/bin/python scripts/check_full_parity.py            # B/16 and L/14, 8x224, 2 views
-    .venv/bin/python scripts/check_full_parity.py --names uniformerv2-large-p14-res336_clip-kinetics710-pre_u32_kinetics400-rgb
+    .venv/bin/python scripts/check_full_parity.py \
+        --names uniformerv2-large-p14-res336_clip-kinetics710-pre_u32_kinetics400-rgb
 """
 from __future__ import annotations
 

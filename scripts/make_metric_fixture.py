@@ -75,8 +75,8 @@ def make_cases(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def run_acc_metric(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     metric = AccMetric(metric_list=("top_k_accuracy", "mean_class_accuracy"))
-    samples = [dict(pred_score=torch.from_numpy(s.copy()), gt_label=torch.LongTensor([int(l)]))
-               for s, l in zip(scores, labels)]
+    samples = [dict(pred_score=torch.from_numpy(s.copy()), gt_label=torch.LongTensor([int(label)]))
+               for s, label in zip(scores, labels)]
     for start in range(0, len(samples), 16):  # batches, as the test loop hands them over
         metric.process({}, samples[start:start + 16])
     values = metric.compute_metrics(metric.results)

@@ -111,8 +111,9 @@ def slowfast_cfg_text(args):
         "DATA": {"NUM_FRAMES": args.t_size, "TRAIN_CROP_SIZE": args.input_resolution,
                  "TEST_CROP_SIZE": args.input_resolution},
         "UNIFORMERV2": {
-            "BACKBONE": "VisionTransformer(input_resolution=%d, patch_size=%d, width=%d, layers=%d, heads=%d)"
-                        % (args.input_resolution, args.patch_size, args.width, args.layers, args.heads),
+            "BACKBONE": (f"VisionTransformer(input_resolution={args.input_resolution:d}, "
+                         f"patch_size={args.patch_size:d}, width={args.width:d}, layers={args.layers:d}, "
+                         f"heads={args.heads:d})"),
             "N_LAYERS": args.n_layers, "N_DIM": args.n_dim, "N_HEAD": args.n_head,
             "MLP_FACTOR": args.mlp_factor, "BACKBONE_DROP_PATH_RATE": args.backbone_drop_path_rate,
             "DROP_PATH_RATE": args.drop_path_rate, "MLP_DROPOUT": list(args.mlp_dropout),

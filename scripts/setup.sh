@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set-up on a fresh machine: a virtual environment in .venv with PyTorch and uniformerv2 (and test extras).
+# Set-up on a fresh machine: a virtual environment in .venv with PyTorch and uniformerv2 (and the test and dev extras).
 # Idempotent: a second run only checks that everything is there.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,11 +14,11 @@ fi
 if ! "$py" -c "import torch, torchvision" 2>/dev/null; then
   "$py" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" 2>&1 | grep -v "^WARNING: Location" || true
 fi
-# The package and its test extras, again whenever pyproject.toml changes.
+# The package with its test extras and the dev tools (ruff, mypy, mkdocs), again whenever pyproject.toml changes.
 stamp="$venv/.uniformerv2-pyproject.sha256"
 want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$py" -c "import uniformerv2" 2>/dev/null; then
-  "$py" -m pip install -q -e "$root[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  "$py" -m pip install -q -e "$root[test,dev]" 2>&1 | grep -v "^WARNING: Location" || true
   echo "$want" > "$stamp"
 fi
 # System tools the tests use as oracles (the ffmpeg command line for rotated videos), where apt-get can install
