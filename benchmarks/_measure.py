@@ -1,9 +1,10 @@
 """Measurement helpers shared by the benchmark workers, ours and the reference's (stdlib and torch only, so they
 run in the oracle environment's Python and on a GPU machine alike)."""
+
 import json
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -34,7 +35,7 @@ def sync(device: torch.device) -> None:
 def peak_mib(device: torch.device) -> float:
     """The peak since reset_peak: GPU memory allocated (CUDA), else the process's peak resident set."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+        return torch.cuda.max_memory_allocated(device) / 2**20
     return memory_mib("VmHWM")
 
 
@@ -45,8 +46,17 @@ def serve(forward: Callable[[], torch.Tensor], device: torch.device) -> None:
     since the ready line and return.
     """
     reset_peak(device)
-    print(json.dumps({"ready": True, "rss_mib": memory_mib("VmRSS"), "torch": torch.__version__,
-                      "threads": torch.get_num_threads()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "ready": True,
+                "rss_mib": memory_mib("VmRSS"),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+            }
+        ),
+        flush=True,
+    )
     last = None
     for line in sys.stdin:
         cmd, *rest = line.split()
@@ -67,6 +77,7 @@ def serve(forward: Callable[[], torch.Tensor], device: torch.device) -> None:
 def cpu_description() -> str:
     """The CPU's model name and what decides its speed here: AVX-512, native bf16 (AVX512_BF16, AMX)."""
     import platform
+
     model, flags = platform.processor() or "unknown CPU", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -77,6 +88,9 @@ def cpu_description() -> str:
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    named = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX512_BF16"), ("amx_bf16", "AMX"))
-             if flag in flags]
+    named = [
+        name
+        for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX512_BF16"), ("amx_bf16", "AMX"))
+        if flag in flags
+    ]
     return f"{model} ({', '.join(named) or 'no AVX-512, no native bf16'})"

@@ -15,6 +15,7 @@ the config's test views (``--views``, default 4x3 of ``--frames`` at ``--size``)
 views. ``--arch tiny`` (or ``--set``) shrinks the network for a quick run on a small CPU; B/16 at 8x224 with 4x3
 views costs about 12 x 1.5 s per video in float32 on a 2-core EPYC, for each tool.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from _measure import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +35,9 @@ PRESET = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
 CONFIG = PRESET + ".py"
 ARCHS = {
     "b16": {},
-    "tiny": dict(width=64, layers=4, heads=2, n_dim=64, n_head=2, return_list=[2, 3], n_layers=2,
-                 mlp_dropout=[0.5, 0.5]),
+    "tiny": dict(
+        width=64, layers=4, heads=2, n_dim=64, n_head=2, return_list=[2, 3], n_layers=2, mlp_dropout=[0.5, 0.5]
+    ),
 }
 
 
@@ -64,8 +67,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch-views", type=int, default=24)
     ap.add_argument("--ref-batch", type=int, default=8)
-    ap.add_argument("--ours-dtype", nargs="+", default=["float32", "auto"],
-                    help="our --dtype values to time (default: float32, as MMAction2, and auto)")
+    ap.add_argument(
+        "--ours-dtype",
+        nargs="+",
+        default=["float32", "auto"],
+        help="our --dtype values to time (default: float32, as MMAction2, and auto)",
+    )
     ap.add_argument("--overhead", action="store_true", help="also time one-video runs (start-up cost)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
@@ -84,9 +91,24 @@ def main() -> None:
         overrides = [f"backbone.{k}={literal(v)}" for k, v in arch.items()]
         if "n_dim" in arch:
             overrides.append(f"cls_head.in_channels={arch['n_dim']}")
-        subprocess.run([args.ref_python, args.dump_py, "--config", CONFIG, "--set", *overrides, "--frames",
-                        str(args.frames), "--size", str(args.size), "--out", str(work / "ckpt")], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                args.ref_python,
+                args.dump_py,
+                "--config",
+                CONFIG,
+                "--set",
+                *overrides,
+                "--frames",
+                str(args.frames),
+                "--size",
+                str(args.size),
+                "--out",
+                str(work / "ckpt"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         ckpt = work / "ckpt" / "checkpoint.pth"
         # the videos, under distinct names
         shared = sorted(p for p in Path(args.video_dir).iterdir() if p.suffix in (".mp4", ".avi"))
@@ -106,34 +128,74 @@ def main() -> None:
         ours_set = [f"{k}={literal(v)}" for k, v in arch.items()]
 
         def ours(n: int, r: int, dtype: str) -> list[str]:
-            return [sys.executable, "-m", "uniformerv2.cli", "extract", "--ann-file", str(lists[n]), "--data-root",
-                    str(vids), "--out-dir", str(work / f"ours{n}_{r}_{dtype}"), "--model", PRESET, "--checkpoint",
-                    str(ckpt), "--set", *ours_set, "--views", args.views, "--dtype", dtype, "--workers",
-                    str(args.workers), "--batch-views", str(args.batch_views), "--no-progress"]
+            return [
+                sys.executable,
+                "-m",
+                "uniformerv2.cli",
+                "extract",
+                "--ann-file",
+                str(lists[n]),
+                "--data-root",
+                str(vids),
+                "--out-dir",
+                str(work / f"ours{n}_{r}_{dtype}"),
+                "--model",
+                PRESET,
+                "--checkpoint",
+                str(ckpt),
+                "--set",
+                *ours_set,
+                "--views",
+                args.views,
+                "--dtype",
+                dtype,
+                "--workers",
+                str(args.workers),
+                "--batch-views",
+                str(args.batch_views),
+                "--no-progress",
+            ]
 
         dump_dir = str(Path(args.dump_py).parent)
         find_config = f"import sys; sys.path.insert(0, {dump_dir!r}); import dump; print(dump.config_path({CONFIG!r}))"
-        config_path = subprocess.run([args.ref_python, "-c", find_config],
-                                     capture_output=True, text=True, check=True).stdout.strip()
-        import_tool = ("import mmaction, os; print(os.path.join(os.path.dirname(mmaction.__file__), '.mim', "
-                       "'tools', 'misc', 'clip_feature_extraction.py'))")
-        tool = subprocess.run([args.ref_python, "-c", import_tool], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        config_path = subprocess.run(
+            [args.ref_python, "-c", find_config], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        import_tool = (
+            "import mmaction, os; print(os.path.join(os.path.dirname(mmaction.__file__), '.mim', "
+            "'tools', 'misc', 'clip_feature_extraction.py'))"
+        )
+        tool = subprocess.run(
+            [args.ref_python, "-c", import_tool], capture_output=True, text=True, check=True
+        ).stdout.strip()
         cfg_options = [f"model.backbone.{k}={literal(v)}" for k, v in arch.items()]
-        cfg_options += ["model.backbone.clip_pretrained=False",
-                        f"test_dataloader.dataset.pipeline.1.clip_len={args.frames}",
-                        f"test_dataloader.dataset.pipeline.1.num_clips={clips}",
-                        f"test_dataloader.dataset.pipeline.3.scale=(-1,{args.size})",
-                        f"test_dataloader.dataset.pipeline.4.crop_size={args.size}",
-                        f"test_dataloader.num_workers={args.workers}",
-                        f"test_dataloader.persistent_workers={args.workers > 0}",
-                        f"test_dataloader.batch_size={args.ref_batch}"]
+        cfg_options += [
+            "model.backbone.clip_pretrained=False",
+            f"test_dataloader.dataset.pipeline.1.clip_len={args.frames}",
+            f"test_dataloader.dataset.pipeline.1.num_clips={clips}",
+            f"test_dataloader.dataset.pipeline.3.scale=(-1,{args.size})",
+            f"test_dataloader.dataset.pipeline.4.crop_size={args.size}",
+            f"test_dataloader.num_workers={args.workers}",
+            f"test_dataloader.persistent_workers={args.workers > 0}",
+            f"test_dataloader.batch_size={args.ref_batch}",
+        ]
         if crops == 1:
             cfg_options.append("test_dataloader.dataset.pipeline.4.type=CenterCrop")
 
         def theirs(n: int, r: int) -> list[str]:
-            return [args.ref_python, tool, config_path, str(ckpt), str(work / f"theirs{n}_{r}"), "--video-list",
-                    str(lists[n]), "--video-root", str(vids), "--cfg-options", *cfg_options]
+            return [
+                args.ref_python,
+                tool,
+                config_path,
+                str(ckpt),
+                str(work / f"theirs{n}_{r}"),
+                "--video-list",
+                str(lists[n]),
+                "--video-root",
+                str(vids),
+                "--cfg-options",
+                *cfg_options,
+            ]
 
         log = work / "log.txt"
         runs = {f"ours --dtype {d}": (lambda n, r, d=d: ours(n, r, d)) for d in args.ours_dtype}
@@ -143,14 +205,18 @@ def main() -> None:
         for r in range(args.rounds):
             for key, make in runs.items():
                 times[key].append(timed(make(args.videos, r), env, log))
-            print(f"round {r + 1} ({args.videos} videos): " +
-                  ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True)
+            print(
+                f"round {r + 1} ({args.videos} videos): " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()),
+                flush=True,
+            )
         if args.overhead:
             for key, make in runs.items():
                 once[key] = timed(make(1, args.rounds), env, log)
         # the two tools' features agree (float32, same views)
-        import numpy as np
         import pickle
+
+        import numpy as np
+
         diffs = []
         for name in names:
             a = np.load(work / f"ours{args.videos}_0_{args.ours_dtype[0]}" / (Path(name).stem + ".npy"))
@@ -161,24 +227,40 @@ def main() -> None:
         def marginal(key: str) -> float | None:
             extra = min(times[key]) - once[key]
             return (args.videos - 1) / extra if extra > 0 and args.videos > 1 else None
-        report = {"cpu": cpu_description(), "cores": os.cpu_count(), "arch": args.arch, "overrides": arch,
-                  "views": args.views, "videos": args.videos, "rounds": args.rounds, "workers": args.workers,
-                  "seconds": times, "one_video_seconds": once, "max_abs_diff_float32": max(diffs),
-                  "videos_per_s": {k: args.videos / min(v) for k, v in times.items()}}
+
+        report = {
+            "cpu": cpu_description(),
+            "cores": os.cpu_count(),
+            "arch": args.arch,
+            "overrides": arch,
+            "views": args.views,
+            "videos": args.videos,
+            "rounds": args.rounds,
+            "workers": args.workers,
+            "seconds": times,
+            "one_video_seconds": once,
+            "max_abs_diff_float32": max(diffs),
+            "videos_per_s": {k: args.videos / min(v) for k, v in times.items()},
+        }
         if args.overhead:
             report["marginal_videos_per_s"] = {k: marginal(k) for k in times}
         print(json.dumps(report, indent=1))
-        print(f"\n| command | videos/s (whole command, best of {args.rounds}) |" +
-              (" marginal videos/s (start-up excluded) |" if args.overhead else ""))
+        print(
+            f"\n| command | videos/s (whole command, best of {args.rounds}) |"
+            + (" marginal videos/s (start-up excluded) |" if args.overhead else "")
+        )
         print("|---|---|" + ("---|" if args.overhead else ""))
         for k in times:
-            label = ("MMAction2 clip_feature_extraction.py (float32)" if k == "mmaction2"
-                     else f"uniformerv2 extract {k[5:]}")
+            label = (
+                "MMAction2 clip_feature_extraction.py (float32)" if k == "mmaction2" else f"uniformerv2 extract {k[5:]}"
+            )
             m = report.get("marginal_videos_per_s", {}).get(k)
             extra = (f" {m:.3f} |" if m else " n/a |") if args.overhead else ""
             print(f"| {label} | {report['videos_per_s'][k]:.3f} |{extra}")
-        print(f"\n{args.arch} ({args.views} views of {args.frames}x{args.size}), {args.videos} videos, "
-              f"{report['cpu']}, {os.cpu_count()} CPUs; features agree to {max(diffs):.1e}")
+        print(
+            f"\n{args.arch} ({args.views} views of {args.frames}x{args.size}), {args.videos} videos, "
+            f"{report['cpu']}, {os.cpu_count()} CPUs; features agree to {max(diffs):.1e}"
+        )
     finally:
         if args.keep:
             print(f"kept {work}")

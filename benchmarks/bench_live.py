@@ -7,6 +7,7 @@ The source is a generated lamp video (the demo's task) looped at real speed by t
 resident set sampled every 10 s; the check is that it stays within 50 MiB of its value after the first minute.
 Prints a Markdown table row for BENCHMARKS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,25 @@ def main() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    sender = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(video), "-c:v",
-                               "mpeg2video", "-q:v", "4", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"])
+    sender = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(video),
+            "-c:v",
+            "mpeg2video",
+            "-q:v",
+            "4",
+            "-f",
+            "mpegts",
+            f"udp://127.0.0.1:{port}?pkt_size=1316",
+        ]
+    )
     samples: list[tuple[float, float]] = []
     lags: list[float] = []
     stop = threading.Event()
@@ -66,8 +84,9 @@ def main() -> int:
     sampler.start()
     duration = args.minutes * 60
     try:
-        for decision in clf.stream(f"udp://127.0.0.1:{port}", window=args.window, every=args.every,
-                                   duration=duration, stall_s=10):
+        for decision in clf.stream(
+            f"udp://127.0.0.1:{port}", window=args.window, every=args.every, duration=duration, stall_s=10
+        ):
             lags.append(decision.lag)
     finally:
         stop.set()
@@ -77,8 +96,10 @@ def main() -> int:
     growth = max(m for _, m in samples) - base if samples else float("nan")
     p50, p90, p99 = np.percentile(lags, [50, 90, 99])
     cpu = cpu_description()
-    print(f"| {args.minutes:g} min | {len(lags)} | {p50:.3f} | {p90:.3f} | {p99:.3f} | {max(lags):.3f} | "
-          f"{base:.0f} | {max(m for _, m in samples):.0f} | {growth:+.1f} | {cpu} |")
+    print(
+        f"| {args.minutes:g} min | {len(lags)} | {p50:.3f} | {p90:.3f} | {p99:.3f} | {max(lags):.3f} | "
+        f"{base:.0f} | {max(m for _, m in samples):.0f} | {growth:+.1f} | {cpu} |"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"samples": samples, "lags": lags}) + "\n")
     return 0 if growth < 50 else 1

@@ -23,6 +23,7 @@ shape at 8x224) is measured in this process before and after the configurations.
 of the architecture (``uniformerv2.count_flops``, 2 per multiply-add) for both: the reference does all of them;
 ours skips the global blocks' key/value projections at inference (``Attention.cross_absorbed``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from _measure import serve, sync
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +51,7 @@ MEAN, STD = 114.75, 57.375
 
 # ------------------------------------------------------------------------------------------------ our worker
 
+
 def worker(args: argparse.Namespace) -> None:
     """Our model, same protocol as ``_ref_model.py``: ``run``, ``logits PATH`` (of the last run), ``quit`` on stdin."""
     import uniformerv2
@@ -59,9 +62,11 @@ def worker(args: argparse.Namespace) -> None:
     model = uniformerv2.create_model(args.name, checkpoint=args.checkpoint).eval().to(device)
     if args.int8:
         from uniformerv2.quantize import quantize_dynamic_int8
+
         model = quantize_dynamic_int8(model, inplace=True)
     if args.compile:
         from uniformerv2.precision import compile_for_inference
+
         forward_model = compile_for_inference(model)
     else:
         forward_model = model
@@ -77,12 +82,14 @@ def worker(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------------------------ coordinator
 
+
 class Worker:
     def __init__(self, cmd: list[str], log: Path) -> None:
         self.log = log
         with open(log, "w") as err:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, stderr=err,
-                                         cwd=ROOT)
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, stderr=err, cwd=ROOT
+            )
         self.info = self._read()
 
     def _read(self) -> dict:
@@ -105,8 +112,9 @@ class Worker:
         return out
 
 
-def gemm_rate(dtype: torch.dtype, device: str = "cpu", rows: int = 1576, size: int | None = None,
-              reps: int = 7) -> float:
+def gemm_rate(
+    dtype: torch.dtype, device: str = "cpu", rows: int = 1576, size: int | None = None, reps: int = 7
+) -> float:
     """GFLOP/s of a ``rows`` x 768 @ 768 x 3072 matmul (the MLP of B/16 at 8x224; ``rows`` = 1576 per view), or of
     a ``size``-cubed one (the practical peak of a GPU)."""
     m, k, n = (size, size, size) if size else (rows, 768, 3072)
@@ -125,28 +133,50 @@ def gemm_rate(dtype: torch.dtype, device: str = "cpu", rows: int = 1576, size: i
     return 2 * m * k * n / statistics.median(ts) / 1e9
 
 
-def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tmp: Path, extra: list[str],
-               ref_extra: list[str]) -> dict:
+def run_config(
+    args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tmp: Path, extra: list[str], ref_extra: list[str]
+) -> dict:
     import uniformerv2
 
     name = MODELS[key]
     preset = uniformerv2.get_preset(name)
     frames, size = preset.num_frames, preset.resolution
-    common = ["--views", str(views), "--frames", str(frames), "--size", str(size), "--dtype", dtype,
-              "--threads", str(args.threads), "--seed", str(args.seed), "--device", args.device]
-    ref_cmd = [args.ref_python, str(ROOT / "benchmarks" / "_ref_model.py"), "--config", f"{name}.py",
-               "--shared", args.shared] + common + ref_extra
+    common = [
+        "--views",
+        str(views),
+        "--frames",
+        str(frames),
+        "--size",
+        str(size),
+        "--dtype",
+        dtype,
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(args.seed),
+        "--device",
+        args.device,
+    ]
+    ref_cmd = (
+        [args.ref_python, str(ROOT / "benchmarks" / "_ref_model.py"), "--config", f"{name}.py", "--shared", args.shared]
+        + common
+        + ref_extra
+    )
     if not ckpt.exists():
         ref_cmd += ["--save-checkpoint", str(ckpt)]
     ref = Worker(ref_cmd, tmp / "ref.log")
-    ours = Worker([sys.executable, str(Path(__file__).resolve()), "--worker", "--name", name,
-                   "--checkpoint", str(ckpt)] + common + extra, tmp / "ours.log")
+    ours = Worker(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", "--name", name, "--checkpoint", str(ckpt)]
+        + common
+        + extra,
+        tmp / "ours.log",
+    )
     pair = [("ref", ref), ("ours", ours)]
     for _, w in pair:  # warm-up
         w.ask("run")
     times: dict[str, list[float]] = {"ref": [], "ours": []}
     for i in range(reps):
-        for label, w in (pair if i % 2 == 0 else pair[::-1]):
+        for label, w in pair if i % 2 == 0 else pair[::-1]:
             times[label].append(w.ask("run")["wall_s"])
     ref.ask(f"logits {tmp / 'ref.pt'}")
     ours.ask(f"logits {tmp / 'ours.pt'}")
@@ -156,14 +186,29 @@ def run_config(args, key: str, views: int, dtype: str, reps: int, ckpt: Path, tm
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = statistics.median(r / o for r, o in zip(times["ref"], times["ours"]))
     variant = f"ours {' '.join(extra) or 'eager'}, MMAction2 {' '.join(ref_extra) or 'eager'}"
-    return {"model": key, "views": views, "dtype": dtype, "variant": variant, "reps": reps,
-            "ref_s": med["ref"], "ours_s": med["ours"], "ref_min_s": min(times["ref"]),
-            "ours_min_s": min(times["ours"]), "ratio": ratio, "ref_clips_s": views / med["ref"],
-            "ours_clips_s": views / med["ours"], "ref_gflops": flops / med["ref"] / 1e9,
-            "ours_gflops": flops / med["ours"] / 1e9, "gflop_per_forward": flops / 1e9,
-            "ref_peak_mib": peaks["ref"], "ours_peak_mib": peaks["ours"],
-            "ref_ready_mib": ref.info["rss_mib"], "ours_ready_mib": ours.info["rss_mib"],
-            "max_abs_logit_diff": diff, "times": times}
+    return {
+        "model": key,
+        "views": views,
+        "dtype": dtype,
+        "variant": variant,
+        "reps": reps,
+        "ref_s": med["ref"],
+        "ours_s": med["ours"],
+        "ref_min_s": min(times["ref"]),
+        "ours_min_s": min(times["ours"]),
+        "ratio": ratio,
+        "ref_clips_s": views / med["ref"],
+        "ours_clips_s": views / med["ours"],
+        "ref_gflops": flops / med["ref"] / 1e9,
+        "ours_gflops": flops / med["ours"] / 1e9,
+        "gflop_per_forward": flops / 1e9,
+        "ref_peak_mib": peaks["ref"],
+        "ours_peak_mib": peaks["ours"],
+        "ref_ready_mib": ref.info["rss_mib"],
+        "ours_ready_mib": ours.info["rss_mib"],
+        "max_abs_logit_diff": diff,
+        "times": times,
+    }
 
 
 def benchmark(args: argparse.Namespace) -> int:
@@ -196,33 +241,44 @@ def benchmark(args: argparse.Namespace) -> int:
     load.append(os.getloadavg())
     gemm = {k: statistics.mean(v) for k, v in rates.items() if v}
     print()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; load average before {load[0][0]:.2f}, after {load[1][0]:.2f}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; load average before {load[0][0]:.2f}, after {load[1][0]:.2f}"
+    )
     if cuda:
-        print(f"device: {torch.cuda.get_device_name(args.device)}; bf16 8192^3 GEMM rate {gemm['bf16_8192']:.0f} "
-              "GFLOP/s (the practical peak the rows' bf16 GFLOP/s can be read against)")
-    print(f"GEMM rate ({rows_per_gemm}x768 @ 768x3072): fp32 {gemm['fp32']:.0f} GFLOP/s, bf16 {gemm['bf16']:.0f} "
-          f"GFLOP/s (before/after: {rates['fp32'][0]:.0f}/{rates['fp32'][1]:.0f}, "
-          f"{rates['bf16'][0]:.0f}/{rates['bf16'][1]:.0f})")
+        print(
+            f"device: {torch.cuda.get_device_name(args.device)}; bf16 8192^3 GEMM rate {gemm['bf16_8192']:.0f} "
+            "GFLOP/s (the practical peak the rows' bf16 GFLOP/s can be read against)"
+        )
+    print(
+        f"GEMM rate ({rows_per_gemm}x768 @ 768x3072): fp32 {gemm['fp32']:.0f} GFLOP/s, bf16 {gemm['bf16']:.0f} "
+        f"GFLOP/s (before/after: {rates['fp32'][0]:.0f}/{rates['fp32'][1]:.0f}, "
+        f"{rates['bf16'][0]:.0f}/{rates['bf16'][1]:.0f})"
+    )
     print()
-    print("| model | views | dtype | reps | MMAction2 s/forward | ours s/forward | ratio | MMAction2 clips/s | "
-          "ours clips/s | MMAction2 GFLOP/s (% GEMM) | ours GFLOP/s (% GEMM) | peak MiB MMAction2 / ours | "
-          "max logit diff |")
+    print(
+        "| model | views | dtype | reps | MMAction2 s/forward | ours s/forward | ratio | MMAction2 clips/s | "
+        "ours clips/s | MMAction2 GFLOP/s (% GEMM) | ours GFLOP/s (% GEMM) | peak MiB MMAction2 / ours | "
+        "max logit diff |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         g = gemm[r["dtype"]]
         variant = "" if r["variant"] == "ours eager, MMAction2 eager" else f" ({r['variant']})"
-        print(f"| {r['model'].upper()} 8x224{variant} | {r['views']} | "
-              f"{r['dtype']} | {r['reps']} | {r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['ratio']:.2f}x** | "
-              f"{r['ref_clips_s']:.2f} | {r['ours_clips_s']:.2f} | {r['ref_gflops']:.0f} "
-              f"({100 * r['ref_gflops'] / g:.0f}%) | {r['ours_gflops']:.0f} ({100 * r['ours_gflops'] / g:.0f}%) | "
-              f"{r['ref_peak_mib']:.0f} / {r['ours_peak_mib']:.0f} | {r['max_abs_logit_diff']:.1e} |")
+        print(
+            f"| {r['model'].upper()} 8x224{variant} | {r['views']} | "
+            f"{r['dtype']} | {r['reps']} | {r['ref_s']:.3f} | {r['ours_s']:.3f} | **{r['ratio']:.2f}x** | "
+            f"{r['ref_clips_s']:.2f} | {r['ours_clips_s']:.2f} | {r['ref_gflops']:.0f} "
+            f"({100 * r['ref_gflops'] / g:.0f}%) | {r['ours_gflops']:.0f} ({100 * r['ours_gflops'] / g:.0f}%) | "
+            f"{r['ref_peak_mib']:.0f} / {r['ours_peak_mib']:.0f} | {r['max_abs_logit_diff']:.1e} |"
+        )
     if args.out:
         Path(args.out).write_text(json.dumps({"gemm": rates, "load": load, "rows": rows}, indent=1))
     return 0
 
 
 # ------------------------------------------------------------------------------------------------ int8 agreement
+
 
 def _randomise(model: torch.nn.Module, seed: int) -> None:
     """Every parameter and BatchNorm statistic from ``seed``, as ``shared/ref/dump.py`` does."""
@@ -231,8 +287,13 @@ def _randomise(model: torch.nn.Module, seed: int) -> None:
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=gen)
             is_norm = ("ln" in name or "norm" in name) and p.ndim == 1
-            p.copy_(1.0 + 0.1 * noise if is_norm and name.endswith("weight") else
-                    0.1 * noise if p.ndim == 1 else 0.02 * noise)
+            p.copy_(
+                1.0 + 0.1 * noise
+                if is_norm and name.endswith("weight")
+                else 0.1 * noise
+                if p.ndim == 1
+                else 0.02 * noise
+            )
 
 
 def int8_agreement(args: argparse.Namespace) -> int:
@@ -248,8 +309,9 @@ def int8_agreement(args: argparse.Namespace) -> int:
     model = uniformerv2.create_model(name).eval()
     _randomise(model, args.seed)
     qmodel = quantize_dynamic_int8(model)
-    videos = sorted(Path(args.shared, "data", "videos").glob("*.mp4")) + \
-        sorted(Path(args.shared, "data", "videos").glob("*.avi"))
+    videos = sorted(Path(args.shared, "data", "videos").glob("*.mp4")) + sorted(
+        Path(args.shared, "data", "videos").glob("*.avi")
+    )
     agree = total = agree5 = 0
     worst = 0.0
     t_fp32, t_int8 = [], []
@@ -268,10 +330,20 @@ def int8_agreement(args: argparse.Namespace) -> int:
             total += len(v)
             worst = max(worst, (a - b).abs().max().item() / a.abs().max().item())
         print(f"{video.name}: {len(views)} views", flush=True)
-    print(json.dumps({"model": name, "weights": f"random, seed {args.seed} (no published weights offline)",
-                      "views": total, "top1_agreement": agree / total, "fp32_top1_in_int8_top5": agree5 / total,
-                      "max_rel_logit_diff": worst, "fp32_s_per_view": sum(t_fp32) / total,
-                      "int8_s_per_view": sum(t_int8) / total}))
+    print(
+        json.dumps(
+            {
+                "model": name,
+                "weights": f"random, seed {args.seed} (no published weights offline)",
+                "views": total,
+                "top1_agreement": agree / total,
+                "fp32_top1_in_int8_top5": agree5 / total,
+                "max_rel_logit_diff": worst,
+                "fp32_s_per_view": sum(t_fp32) / total,
+                "int8_s_per_view": sum(t_int8) / total,
+            }
+        )
+    )
     return 0
 
 
@@ -280,15 +352,26 @@ def main() -> int:
     ap.add_argument("--models", nargs="*", default=["b16", "l14"], choices=sorted(MODELS))
     ap.add_argument("--views", nargs="*", type=int, default=[1, 12])
     ap.add_argument("--dtypes", nargs="*", default=["fp32", "bf16"], choices=["fp32", "bf16"])
-    ap.add_argument("--reps", type=int, default=0, help="timed rounds per configuration (default 5 / 3 for 12 "
-                                                        "views, halved for L/14)")
+    ap.add_argument(
+        "--reps",
+        type=int,
+        default=0,
+        help="timed rounds per configuration (default 5 / 3 for 12 views, halved for L/14)",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads in every worker (default: torch's)")
-    ap.add_argument("--compile", action="store_true",
-                    help="ours under torch.compile (inductor, freezing: uniformerv2.compile_for_inference)")
-    ap.add_argument("--ref-compile", action="store_true",
-                    help="MMAction2's recognizer under torch.compile with the same options")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where both networks run (CUDA: times are "
-                                                    "synchronised, peak memory is max allocated)")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="ours under torch.compile (inductor, freezing: uniformerv2.compile_for_inference)",
+    )
+    ap.add_argument(
+        "--ref-compile", action="store_true", help="MMAction2's recognizer under torch.compile with the same options"
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu or cuda[:N]: where both networks run (CUDA: times are synchronised, peak memory is max allocated)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ref-python", default=os.environ.get("UNIFORMERV2_REF_PYTHON", "/tmp/uniformerv2-ref/bin/python"))
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))

@@ -9,6 +9,7 @@ process. The two are interleaved video by video, round by round, on the same vid
 Throughput is videos per second over all timed calls. ``--write-md`` replaces the ``## Test-time data pipeline``
 section of BENCHMARKS.md (leaving the rest of the file alone).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,14 @@ for line in sys.stdin:
 
 class RefWorker:
     def __init__(self, python: str) -> None:
-        self.proc = subprocess.Popen([python, "-c", REF_WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [python, "-c", REF_WORKER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         self.version = json.loads(self.proc.stdout.readline())["mmaction2"]
 
     def run(self, **req) -> tuple[float, list]:
@@ -104,8 +111,9 @@ def main() -> None:
     try:
         for proto in args.protocols:
             clip_len, num_clips, num_crops = parse_protocol(proto)
-            req = dict(clip_len=clip_len, num_clips=num_clips, num_crops=num_crops, size=args.size,
-                       decoder=args.ref_decoder)
+            req = dict(
+                clip_len=clip_len, num_clips=num_clips, num_crops=num_crops, size=args.size, decoder=args.ref_decoder
+            )
             ours_t, ref_t = 0.0, 0.0
             for rnd in range(args.rounds + 1):  # round 0 warms both up
                 for video in args.videos:
@@ -121,14 +129,18 @@ def main() -> None:
                         ref_t += rt
             n = args.rounds * len(args.videos)
             rows.append(dict(protocol=proto, ours=n / ours_t, ref=n / ref_t, ratio=ref_t / ours_t))
-            print(f"{proto}: ours {n / ours_t:.2f} videos/s, MMAction2 ({args.ref_decoder}) {n / ref_t:.2f} "
-                  f"videos/s, ratio {ref_t / ours_t:.2f}x", flush=True)
+            print(
+                f"{proto}: ours {n / ours_t:.2f} videos/s, MMAction2 ({args.ref_decoder}) {n / ref_t:.2f} "
+                f"videos/s, ratio {ref_t / ours_t:.2f}x",
+                flush=True,
+            )
     finally:
         ref.close()
 
     import av
     import numpy as np
     import torch
+
     machine = f"{os.cpu_count()} CPUs ({cpu_description()}), {platform.system()} {platform.machine()}"
     command = ".venv/bin/python benchmarks/bench_pipeline.py " + " ".join(sys.argv[1:])
     lines = [
@@ -165,7 +177,7 @@ def main() -> None:
             new = old.rstrip("\n") + "\n\n" + text
         else:
             nxt = old.find("\n## ", start + len(SECTION))
-            new = old[:start] + text + ("" if nxt < 0 else "\n" + old[nxt + 1:])
+            new = old[:start] + text + ("" if nxt < 0 else "\n" + old[nxt + 1 :])
         path.write_text(new.rstrip("\n") + "\n")
         print(f"updated {path}")
 

@@ -16,6 +16,7 @@ one video's views (12) is the unbatched baseline: each forward pass holds one re
 
 Everything is bounded: every request has a timeout, the server is stopped whatever happens.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,25 +35,40 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from _measure import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UNIFORMERV2_SHARED", ROOT.parent / "shared"))
 if not (SHARED / "data").is_dir():
     SHARED = Path("/work/shared")
-SMALL = dict(width=128, layers=4, heads=2, n_dim=128, n_head=2, return_list=(2, 3), n_layers=2,
-             mlp_dropout=(0.5, 0.5), input_resolution=96, patch_size=16, t_size=8, num_classes=400)
+SMALL = dict(
+    width=128,
+    layers=4,
+    heads=2,
+    n_dim=128,
+    n_head=2,
+    return_list=(2, 3),
+    n_layers=2,
+    mlp_dropout=(0.5, 0.5),
+    input_resolution=96,
+    patch_size=16,
+    t_size=8,
+    num_classes=400,
+)
 MAX_UPLOAD_MB = 2
 TIMEOUT_S = 300
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
 
+
 def make_model(folder: Path) -> Path:
     """The small random-weight checkpoint the server loads."""
     import torch
 
     from uniformerv2 import UniFormerV2, UniFormerV2Config, save_checkpoint
+
     torch.manual_seed(0)
     model = UniFormerV2(UniFormerV2Config(**SMALL)).eval()
     with torch.no_grad():  # random head and fusion weights too, so videos get distinct answers
@@ -64,6 +80,7 @@ def make_model(folder: Path) -> Path:
 def make_videos(folder: Path) -> dict[str, Path]:
     """The good videos: the shared demo videos and three generated lamp videos."""
     from uniformerv2.demo import make_lamp_video, write_video
+
     videos = {p.name: p for p in sorted((SHARED / "data" / "videos").iterdir()) if p.suffix in (".mp4", ".avi")}
     for label in range(3):
         frames = make_lamp_video(label, np.random.default_rng(label), frames=48, height=120, width=160)
@@ -93,13 +110,19 @@ def plan(n: int, good: list[str], bad: list[str]) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------------------------------------ client
 
+
 def multipart(field: str, filename: str, data: bytes, fields: dict[str, str]) -> tuple[bytes, str]:
     """A multipart/form-data body with one file and some fields, and its Content-Type."""
     boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
@@ -138,6 +161,7 @@ def get(port: int, path: str) -> tuple[int, str]:
 
 # ------------------------------------------------------------------------------------------------ server
 
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
@@ -164,18 +188,43 @@ def metric(text: str, name: str) -> float:
 
 def matches(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> bool:
     """The same classes in the same order, the same scores within 1e-4."""
-    return [g[0] for g in got] == [w[0] for w in want] and \
-        bool(np.allclose([g[1] for g in got], [w[1] for w in want], rtol=0, atol=1e-4))
+    return [g[0] for g in got] == [w[0] for w in want] and bool(
+        np.allclose([g[1] for g in got], [w[1] for w in want], rtol=0, atol=1e-4)
+    )
 
 
-def run_config(ckpt: Path, max_batch_views: int, videos: dict[str, Path], bad: dict[str, tuple[str, str, bytes, int]],
-               expected: dict[str, list[tuple[str, float]]], requests: list[tuple[str, str]],
-               clients: int, views: str | None) -> dict[str, Any]:
+def run_config(
+    ckpt: Path,
+    max_batch_views: int,
+    videos: dict[str, Path],
+    bad: dict[str, tuple[str, str, bytes, int]],
+    expected: dict[str, list[tuple[str, float]]],
+    requests: list[tuple[str, str]],
+    clients: int,
+    views: str | None,
+) -> dict[str, Any]:
     """One server with ``max_batch_views`` under the whole request mix: figures and problems."""
     port = free_port()
-    cmd = [sys.executable, "-m", "uniformerv2.cli", "serve", "--checkpoint", str(ckpt), "--host", "127.0.0.1",
-           "--port", str(port), "--dtype", "float32", "--max-batch-views", str(max_batch_views),
-           "--max-upload-mb", str(MAX_UPLOAD_MB), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uniformerv2.cli",
+        "serve",
+        "--checkpoint",
+        str(ckpt),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--max-batch-views",
+        str(max_batch_views),
+        "--max-upload-mb",
+        str(MAX_UPLOAD_MB),
+        "--log-level",
+        "warning",
+    ]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -245,15 +294,24 @@ def run_config(ckpt: Path, max_batch_views: int, videos: dict[str, Path], bad: d
                 problems.append(f"{name}: answer is not its own ({status} {str(body)[:200]})")
             latencies.append(seconds)
     n_good = sum(kind == "good" for kind, _ in requests)
-    return {"max_batch_views": max_batch_views, "requests": len(requests), "good": n_good,
-            "bad": len(requests) - n_good, "problems": problems, "wall_s": wall,
-            "videos_per_s": n_good / wall, "requests_per_s": len(requests) / wall,
-            "p50_ms": 1000 * float(np.percentile(latencies, 50)) if latencies else float("nan"),
-            "p99_ms": 1000 * float(np.percentile(latencies, 99)) if latencies else float("nan"),
-            "views_per_forward": metric(metrics, "uniformerv2_batch_views_sum")
-            / max(1.0, metric(metrics, "uniformerv2_batch_views_count")),
-            "forwards": metric(metrics, "uniformerv2_batch_views_count"),
-            "rss_after_warmup_mib": rss_warm, "rss_end_mib": rss_end, "rss_peak_mib": rss_peak}
+    return {
+        "max_batch_views": max_batch_views,
+        "requests": len(requests),
+        "good": n_good,
+        "bad": len(requests) - n_good,
+        "problems": problems,
+        "wall_s": wall,
+        "videos_per_s": n_good / wall,
+        "requests_per_s": len(requests) / wall,
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)) if latencies else float("nan"),
+        "p99_ms": 1000 * float(np.percentile(latencies, 99)) if latencies else float("nan"),
+        "views_per_forward": metric(metrics, "uniformerv2_batch_views_sum")
+        / max(1.0, metric(metrics, "uniformerv2_batch_views_count")),
+        "forwards": metric(metrics, "uniformerv2_batch_views_count"),
+        "rss_after_warmup_mib": rss_warm,
+        "rss_end_mib": rss_end,
+        "rss_peak_mib": rss_peak,
+    }
 
 
 def main() -> int:
@@ -261,9 +319,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per run (default 200)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
-    parser.add_argument("--batch-views", default="12,24",
-                        help="--max-batch-views of each run, comma-separated (default 12,24: one video's views, "
-                             "then the server's default)")
+    parser.add_argument(
+        "--batch-views",
+        default="12,24",
+        help="--max-batch-views of each run, comma-separated (default 12,24: one video's views, "
+        "then the server's default)",
+    )
     parser.add_argument("--views", help="CLIPSxCROPS the clients ask for, e.g. 1x3 (default: the protocol's 4x3)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -271,6 +332,7 @@ def main() -> int:
 
     from uniformerv2 import VideoClassifier
     from uniformerv2.protocol import parse_views
+
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         folder = Path(tmp)
         ckpt = make_model(folder)
@@ -282,24 +344,40 @@ def main() -> int:
             clf = VideoClassifier(clf.model, clf.protocol.replace(clips=clips, crops=crops), dtype="float32")
         expected = {name: clf.predict(path, top_k=5) for name, path in videos.items()}
         answers = list(expected.values())
-        assert not any(matches(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]), \
+        assert not any(matches(a, b) for i, a in enumerate(answers) for b in answers[i + 1 :]), (
             "the benchmark's videos must get distinguishable answers, or a mixed-up one would go unseen"
+        )
         requests = plan(args.requests, list(videos), list(bad))
         runs = []
         for n in [int(x) for x in args.batch_views.split(",")]:
             print(f"--max-batch-views {n}: {args.requests} requests from {args.clients} clients ...", flush=True)
             runs.append(run_config(ckpt, n, videos, bad, expected, requests, args.clients, args.views))
-    info = {"cpu": cpu_description(), "cpus": os.cpu_count(), "torch": torch.__version__, "model": SMALL,
-            "protocol": clf.protocol.describe(), "dtype": "float32", "clients": args.clients,
-            "videos": sorted(videos), "bad_uploads": sorted(bad), "runs": runs}
-    print(f"\n{info['cpu']} ({info['cpus']} CPUs), torch {info['torch']}; {info['protocol']}; "
-          f"{args.clients} clients, {args.requests} requests ({runs[0]['good']} good, {runs[0]['bad']} bad)")
-    print(f"{'max-batch-views':>15} {'views/forward':>13} {'p50 ms':>8} {'p99 ms':>8} {'videos/s':>9} "
-          f"{'RSS warm MiB':>12} {'RSS end MiB':>11} {'peak MiB':>8}  problems")
+    info = {
+        "cpu": cpu_description(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "model": SMALL,
+        "protocol": clf.protocol.describe(),
+        "dtype": "float32",
+        "clients": args.clients,
+        "videos": sorted(videos),
+        "bad_uploads": sorted(bad),
+        "runs": runs,
+    }
+    print(
+        f"\n{info['cpu']} ({info['cpus']} CPUs), torch {info['torch']}; {info['protocol']}; "
+        f"{args.clients} clients, {args.requests} requests ({runs[0]['good']} good, {runs[0]['bad']} bad)"
+    )
+    print(
+        f"{'max-batch-views':>15} {'views/forward':>13} {'p50 ms':>8} {'p99 ms':>8} {'videos/s':>9} "
+        f"{'RSS warm MiB':>12} {'RSS end MiB':>11} {'peak MiB':>8}  problems"
+    )
     for r in runs:
-        print(f"{r['max_batch_views']:>15} {r['views_per_forward']:>13.1f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} "
-              f"{r['videos_per_s']:>9.2f} {r['rss_after_warmup_mib']:>12.0f} {r['rss_end_mib']:>11.0f} "
-              f"{r['rss_peak_mib']:>8.0f}  {len(r['problems'])}")
+        print(
+            f"{r['max_batch_views']:>15} {r['views_per_forward']:>13.1f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} "
+            f"{r['videos_per_s']:>9.2f} {r['rss_after_warmup_mib']:>12.0f} {r['rss_end_mib']:>11.0f} "
+            f"{r['rss_peak_mib']:>8.0f}  {len(r['problems'])}"
+        )
         for p in r["problems"][:10]:
             print(f"    {p}")
     if args.json:

@@ -8,6 +8,7 @@ Reports clips per second and peak memory (CUDA: ``torch.cuda.max_memory_allocate
     python benchmarks/bench_train_step.py --device cuda --batch 16 --amp bf16 --grad-checkpoint 6
     python benchmarks/bench_train_step.py --device cpu --batch 2 --steps 3 --warmup 1 --json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from uniformerv2.engine.optim import build_optimizer
 from uniformerv2.engine.config import TrainConfig
+from uniformerv2.engine.optim import build_optimizer
 from uniformerv2.engine.train import build_model
 
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -45,8 +46,13 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     batch = args.batch or (8 if device.type == "cuda" else 2)
-    cfg = TrainConfig(model=args.model, init="none", grad_checkpoint_blocks=args.grad_checkpoint,
-                      frozen_backbone=args.frozen_backbone, progress=False)
+    cfg = TrainConfig(
+        model=args.model,
+        init="none",
+        grad_checkpoint_blocks=args.grad_checkpoint,
+        frozen_backbone=args.frozen_backbone,
+        progress=False,
+    )
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     opt = build_optimizer(model, 2e-6 * batch / 256)
@@ -57,8 +63,11 @@ def main(argv: list[str] | None = None) -> dict:
     params = [q for g in opt.param_groups for q in g["params"]]
 
     def step() -> None:
-        ctx = torch.autocast(device.type, dtype=AMP[args.amp]) if AMP[args.amp] else torch.autocast(
-            device.type, enabled=False)
+        ctx = (
+            torch.autocast(device.type, dtype=AMP[args.amp])
+            if AMP[args.amp]
+            else torch.autocast(device.type, enabled=False)
+        )
         with ctx:
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
@@ -94,17 +103,33 @@ def main(argv: list[str] | None = None) -> dict:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         peak_kind = "process peak RSS"
         device_name = f"cpu ({torch.get_num_threads()} threads)"
-    out = {"model": args.model, "device": device_name, "batch": batch, "frames": args.frames, "size": args.size,
-           "amp": args.amp, "grad_checkpoint": args.grad_checkpoint, "frozen_backbone": args.frozen_backbone,
-           "step_s_median": median, "step_s_min": times[0], "clips_per_s": batch / median,
-           "peak_memory_gib": peak / 2 ** 30, "peak_memory_kind": peak_kind, "torch": torch.__version__}
+    out = {
+        "model": args.model,
+        "device": device_name,
+        "batch": batch,
+        "frames": args.frames,
+        "size": args.size,
+        "amp": args.amp,
+        "grad_checkpoint": args.grad_checkpoint,
+        "frozen_backbone": args.frozen_backbone,
+        "step_s_median": median,
+        "step_s_min": times[0],
+        "clips_per_s": batch / median,
+        "peak_memory_gib": peak / 2**30,
+        "peak_memory_kind": peak_kind,
+        "torch": torch.__version__,
+    }
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"{args.model} on {device_name}: batch {batch} x {args.frames}x{args.size}^2, amp {args.amp}, "
-              f"grad checkpoint {args.grad_checkpoint}")
-        print(f"  step {median * 1e3:.1f} ms (median of {args.steps}), {out['clips_per_s']:.2f} clips/s, "
-              f"peak memory {out['peak_memory_gib']:.2f} GiB ({peak_kind})")
+        print(
+            f"{args.model} on {device_name}: batch {batch} x {args.frames}x{args.size}^2, amp {args.amp}, "
+            f"grad checkpoint {args.grad_checkpoint}"
+        )
+        print(
+            f"  step {median * 1e3:.1f} ms (median of {args.steps}), {out['clips_per_s']:.2f} clips/s, "
+            f"peak memory {out['peak_memory_gib']:.2f} GiB ({peak_kind})"
+        )
     return out
 
 

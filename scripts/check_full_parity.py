@@ -9,6 +9,7 @@ checkpoint=...)`` and compares features, per-view logits and averaged scores.
     .venv/bin/python scripts/check_full_parity.py \
         --names uniformerv2-large-p14-res336_clip-kinetics710-pre_u32_kinetics400-rgb
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,24 @@ def main() -> int:
         for name in args.names:
             preset = uniformerv2.get_preset(name)
             out = base / name
-            cmd = [args.ref_python, f"{args.shared}/ref/dump.py", "--config", f"{name}.py",
-                   "--frames", str(preset.num_frames), "--size", str(preset.resolution), "--views", str(args.views),
-                   "--batch", "1", "--seed", "0", "--out", str(out)]
+            cmd = [
+                args.ref_python,
+                f"{args.shared}/ref/dump.py",
+                "--config",
+                f"{name}.py",
+                "--frames",
+                str(preset.num_frames),
+                "--size",
+                str(preset.resolution),
+                "--views",
+                str(args.views),
+                "--batch",
+                "1",
+                "--seed",
+                "0",
+                "--out",
+                str(out),
+            ]
             print("oracle:", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             model = uniformerv2.create_model(name, checkpoint=out / "checkpoint.pth")
@@ -56,11 +72,14 @@ def main() -> int:
                 feats = model.forward_features(((raw - 114.75) / 57.375).flatten(0, 1))
                 logits = model.cls_head(feats)
             scores = logits.softmax(-1).view(raw.shape[0], raw.shape[1], -1).mean(1)
-            row = {"name": name, "params": sum(p.numel() for p in model.parameters()),
-                   "max_abs_diff_features": (feats - ref["features"]).abs().max().item(),
-                   "max_abs_diff_logits": (logits - ref["cls_score"]).abs().max().item(),
-                   "max_abs_diff_scores": (scores - ref["scores"]).abs().max().item(),
-                   "max_abs_logit": ref["cls_score"].abs().max().item()}
+            row = {
+                "name": name,
+                "params": sum(p.numel() for p in model.parameters()),
+                "max_abs_diff_features": (feats - ref["features"]).abs().max().item(),
+                "max_abs_diff_logits": (logits - ref["cls_score"]).abs().max().item(),
+                "max_abs_diff_scores": (scores - ref["scores"]).abs().max().item(),
+                "max_abs_logit": ref["cls_score"].abs().max().item(),
+            }
             print(json.dumps(row), flush=True)
             results.append(row)
             del model

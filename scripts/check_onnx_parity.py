@@ -4,6 +4,7 @@
 
 Without a checkpoint the weights are random (seeded): no published weights can be downloaded here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,17 @@ def main() -> None:
         export_s = time.perf_counter() - t0
         diff = onnxruntime_max_abs_diff(model, path, batches=(1, 3))
         size = path.stat().st_size + sum(p.stat().st_size for p in Path(tmp).glob("*.data"))
-    print(json.dumps({"model": args.model, "max_abs_logit_diff": diff, "export_seconds": round(export_s, 1),
-                      "onnx_bytes": size, "pass_1e-4": diff <= 1e-4}))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "max_abs_logit_diff": diff,
+                "export_seconds": round(export_s, 1),
+                "onnx_bytes": size,
+                "pass_1e-4": diff <= 1e-4,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

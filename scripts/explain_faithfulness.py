@@ -14,6 +14,7 @@ For every test video of the demo (its centre view, the trained model's predicted
 
 Both are reported for Grad-CAM (the last local block) and the global blocks' attention.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,14 +59,21 @@ def main() -> int:
     report = {}
     for name, r in rows.items():
         a = np.asarray(r)
-        report[name] = {"videos": len(a), "map_drop": float(a[:, 0].mean()), "random_drop": float(a[:, 1].mean()),
-                        "ratio": float(a[:, 0].mean() / max(a[:, 1].mean(), 1e-9)),
-                        "mass_on_moving_pixels": float(a[:, 2].mean()), "moving_pixel_share": float(a[:, 3].mean())}
+        report[name] = {
+            "videos": len(a),
+            "map_drop": float(a[:, 0].mean()),
+            "random_drop": float(a[:, 1].mean()),
+            "ratio": float(a[:, 0].mean() / max(a[:, 1].mean(), 1e-9)),
+            "mass_on_moving_pixels": float(a[:, 2].mean()),
+            "moving_pixel_share": float(a[:, 3].mean()),
+        }
         v = report[name]
-        print(f"{name:9s}: blanking the top {args.fraction:.0%} lowers p(predicted) by {v['map_drop']:.3f}, random "
-              f"{args.fraction:.0%} by {v['random_drop']:.3f} ({v['ratio']:.1f}x); {v['mass_on_moving_pixels']:.1%} "
-              f"of the map on the moving pixels, which are {v['moving_pixel_share']:.1%} of the image "
-              f"({len(a)} videos)")
+        print(
+            f"{name:9s}: blanking the top {args.fraction:.0%} lowers p(predicted) by {v['map_drop']:.3f}, random "
+            f"{args.fraction:.0%} by {v['random_drop']:.3f} ({v['ratio']:.1f}x); {v['mass_on_moving_pixels']:.1%} "
+            f"of the map on the moving pixels, which are {v['moving_pixel_share']:.1%} of the image "
+            f"({len(a)} videos)"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     return 0

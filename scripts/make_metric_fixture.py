@@ -28,6 +28,7 @@ Cases:
            equal); labels never use classes 0 and 19.
   small    7 x 3, fewer classes than k=5.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,10 @@ import json
 import os
 import platform
 
-import numpy as np
-import torch
-
 import mmaction
 import mmengine
+import numpy as np
+import torch
 from mmaction.evaluation import AccMetric
 from mmaction.evaluation.functional.accuracy import confusion_matrix
 
@@ -51,18 +51,18 @@ def make_cases(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     # random: distinct scores, absent classes
     n, c = 200, 20
     scores = rng.standard_normal((n, c)).astype(np.float32)
-    scores[:, 11] -= 100.0                       # never predicted
+    scores[:, 11] -= 100.0  # never predicted
     allowed = np.array([k for k in range(c) if k not in (3, 11, 17)])
     labels = rng.choice(allowed, size=n).astype(np.int64)
     # make the true class likely to win often enough that accuracies are not trivial
     boost = rng.random(n) < 0.5
     scores[np.arange(n)[boost], labels[boost]] += 2.0
-    scores[rng.random(n) < 0.15, 3] += 5.0       # class 3 predicted sometimes but never a label
+    scores[rng.random(n) < 0.15, 3] += 5.0  # class 3 predicted sometimes but never a label
     cases["random"] = (scores, labels)
 
     # ties: quantised scores
     scores = rng.integers(0, 4, size=(n, c)).astype(np.float32) / 4.0
-    scores[::17] = 0.5                           # rows that are all equal
+    scores[::17] = 0.5  # rows that are all equal
     labels = rng.integers(1, c - 1, size=n).astype(np.int64)
     cases["ties"] = (scores, labels)
 
@@ -75,10 +75,12 @@ def make_cases(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def run_acc_metric(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     metric = AccMetric(metric_list=("top_k_accuracy", "mean_class_accuracy"))
-    samples = [dict(pred_score=torch.from_numpy(s.copy()), gt_label=torch.LongTensor([int(label)]))
-               for s, label in zip(scores, labels)]
+    samples = [
+        dict(pred_score=torch.from_numpy(s.copy()), gt_label=torch.LongTensor([int(label)]))
+        for s, label in zip(scores, labels)
+    ]
     for start in range(0, len(samples), 16):  # batches, as the test loop hands them over
-        metric.process({}, samples[start:start + 16])
+        metric.process({}, samples[start : start + 16])
     values = metric.compute_metrics(metric.results)
     return {k: float(v) for k, v in values.items()}
 
@@ -91,10 +93,15 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     expected: dict = {
         "command": "/tmp/uniformerv2-ref/bin/python scripts/make_metric_fixture.py"
-                   + (f" --seed {args.seed}" if args.seed != 20240601 else ""),
-        "versions": {"mmaction2": mmaction.__version__, "mmengine": mmengine.__version__,
-                     "numpy": np.__version__, "torch": torch.__version__, "python": platform.python_version(),
-                     "machine": platform.machine()},
+        + (f" --seed {args.seed}" if args.seed != 20240601 else ""),
+        "versions": {
+            "mmaction2": mmaction.__version__,
+            "mmengine": mmengine.__version__,
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
         "cases": {},
     }
     for name, (scores, labels) in make_cases(args.seed).items():

@@ -27,6 +27,7 @@ Writes into --out:
                     'features': [batch, n_dim] output of transformer.proj.0 (the LayerNorm before the classifier)}
   meta.json        the command, arguments, versions, the model file's SHA-256 and output shapes
 """
+
 import argparse
 import hashlib
 import importlib.util
@@ -82,8 +83,9 @@ def randomise(model, seed):
     BatchNorm statistics below 1e-6 of the output at this size.)
     """
     norm_types = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-    norm_weights = {f"{m_name}.weight" if m_name else "weight"
-                    for m_name, m in model.named_modules() if isinstance(m, norm_types)}
+    norm_weights = {
+        f"{m_name}.weight" if m_name else "weight" for m_name, m in model.named_modules() if isinstance(m, norm_types)
+    }
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -94,7 +96,7 @@ def randomise(model, seed):
                 p.copy_(0.2 * noise)
             else:
                 fan_in = p[0].numel()
-                p.copy_(noise / fan_in ** 0.5)
+                p.copy_(noise / fan_in**0.5)
         for name, b in model.named_buffers():
             if name.endswith("running_mean"):
                 b.copy_(0.5 * torch.randn(b.shape, generator=gen))
@@ -105,22 +107,41 @@ def randomise(model, seed):
 def slowfast_cfg_text(args):
     """The arguments in the layout of SlowFast's config (the keys `Uniformerv2.__init__` reads), as YAML text."""
     import yaml
+
     cfg = {
-        "MODEL": {"MODEL_NAME": "Uniformerv2", "NUM_CLASSES": args.num_classes,
-                  "USE_CHECKPOINT": False, "CHECKPOINT_NUM": [0]},
-        "DATA": {"NUM_FRAMES": args.t_size, "TRAIN_CROP_SIZE": args.input_resolution,
-                 "TEST_CROP_SIZE": args.input_resolution},
+        "MODEL": {
+            "MODEL_NAME": "Uniformerv2",
+            "NUM_CLASSES": args.num_classes,
+            "USE_CHECKPOINT": False,
+            "CHECKPOINT_NUM": [0],
+        },
+        "DATA": {
+            "NUM_FRAMES": args.t_size,
+            "TRAIN_CROP_SIZE": args.input_resolution,
+            "TEST_CROP_SIZE": args.input_resolution,
+        },
         "UNIFORMERV2": {
-            "BACKBONE": (f"VisionTransformer(input_resolution={args.input_resolution:d}, "
-                         f"patch_size={args.patch_size:d}, width={args.width:d}, layers={args.layers:d}, "
-                         f"heads={args.heads:d})"),
-            "N_LAYERS": args.n_layers, "N_DIM": args.n_dim, "N_HEAD": args.n_head,
-            "MLP_FACTOR": args.mlp_factor, "BACKBONE_DROP_PATH_RATE": args.backbone_drop_path_rate,
-            "DROP_PATH_RATE": args.drop_path_rate, "MLP_DROPOUT": list(args.mlp_dropout),
-            "CLS_DROPOUT": args.cls_dropout, "RETURN_LIST": list(args.return_list),
-            "DW_REDUCTION": args.dw_reduction, "TEMPORAL_DOWNSAMPLE": args.temporal_downsample,
-            "NO_LMHRA": args.no_lmhra, "DOUBLE_LMHRA": args.double_lmhra, "FROZEN": args.frozen,
-            "PRETRAIN": "", "DELETE_SPECIAL_HEAD": False,
+            "BACKBONE": (
+                f"VisionTransformer(input_resolution={args.input_resolution:d}, "
+                f"patch_size={args.patch_size:d}, width={args.width:d}, layers={args.layers:d}, "
+                f"heads={args.heads:d})"
+            ),
+            "N_LAYERS": args.n_layers,
+            "N_DIM": args.n_dim,
+            "N_HEAD": args.n_head,
+            "MLP_FACTOR": args.mlp_factor,
+            "BACKBONE_DROP_PATH_RATE": args.backbone_drop_path_rate,
+            "DROP_PATH_RATE": args.drop_path_rate,
+            "MLP_DROPOUT": list(args.mlp_dropout),
+            "CLS_DROPOUT": args.cls_dropout,
+            "RETURN_LIST": list(args.return_list),
+            "DW_REDUCTION": args.dw_reduction,
+            "TEMPORAL_DOWNSAMPLE": args.temporal_downsample,
+            "NO_LMHRA": args.no_lmhra,
+            "DOUBLE_LMHRA": args.double_lmhra,
+            "FROZEN": args.frozen,
+            "PRETRAIN": "",
+            "DELETE_SPECIAL_HEAD": False,
         },
     }
     return yaml.safe_dump(cfg, sort_keys=False)
@@ -136,15 +157,23 @@ def main():
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=4, help="input frames T")
-    ap.add_argument("--t-size", type=int, default=None,
-                    help="the original's t_size (DATA.NUM_FRAMES; halved inside when temporally downsampling); "
-                         "defaults to --frames")
+    ap.add_argument(
+        "--t-size",
+        type=int,
+        default=None,
+        help="the original's t_size (DATA.NUM_FRAMES; halved inside when temporally downsampling); "
+        "defaults to --frames",
+    )
     ap.add_argument("--kernel-size", type=int, default=3)
     ap.add_argument("--dw-reduction", type=float, default=1.5)
     ap.add_argument("--temporal-downsample", action="store_true")
     ap.add_argument("--no-lmhra", action="store_true")
-    ap.add_argument("--single-lmhra", dest="double_lmhra", action="store_false",
-                    help="double_lmhra=False (default True, as in SlowFast's defaults)")
+    ap.add_argument(
+        "--single-lmhra",
+        dest="double_lmhra",
+        action="store_false",
+        help="double_lmhra=False (default True, as in SlowFast's defaults)",
+    )
     ap.add_argument("--return-list", type=int, nargs="+", required=True)
     ap.add_argument("--n-layers", type=int, required=True)
     ap.add_argument("--n-dim", type=int, default=32)
@@ -166,14 +195,32 @@ def main():
     module = load_model_module(args.model_file)
     torch.manual_seed(args.seed)
     backbone = module.VisionTransformer(
-        input_resolution=args.input_resolution, patch_size=args.patch_size, width=args.width, layers=args.layers,
-        heads=args.heads, output_dim=args.width, backbone_drop_path_rate=args.backbone_drop_path_rate,
-        use_checkpoint=False, checkpoint_num=[0], t_size=args.t_size, kernel_size=args.kernel_size,
-        dw_reduction=args.dw_reduction, temporal_downsample=args.temporal_downsample, no_lmhra=args.no_lmhra,
-        double_lmhra=args.double_lmhra, return_list=list(args.return_list), n_layers=args.n_layers,
-        n_dim=args.n_dim, n_head=args.n_head, mlp_factor=args.mlp_factor, drop_path_rate=args.drop_path_rate,
-        mlp_dropout=list(args.mlp_dropout), cls_dropout=args.cls_dropout, num_classes=args.num_classes,
-        frozen=args.frozen)
+        input_resolution=args.input_resolution,
+        patch_size=args.patch_size,
+        width=args.width,
+        layers=args.layers,
+        heads=args.heads,
+        output_dim=args.width,
+        backbone_drop_path_rate=args.backbone_drop_path_rate,
+        use_checkpoint=False,
+        checkpoint_num=[0],
+        t_size=args.t_size,
+        kernel_size=args.kernel_size,
+        dw_reduction=args.dw_reduction,
+        temporal_downsample=args.temporal_downsample,
+        no_lmhra=args.no_lmhra,
+        double_lmhra=args.double_lmhra,
+        return_list=list(args.return_list),
+        n_layers=args.n_layers,
+        n_dim=args.n_dim,
+        n_head=args.n_head,
+        mlp_factor=args.mlp_factor,
+        drop_path_rate=args.drop_path_rate,
+        mlp_dropout=list(args.mlp_dropout),
+        cls_dropout=args.cls_dropout,
+        num_classes=args.num_classes,
+        frozen=args.frozen,
+    )
     model = Uniformerv2(backbone)
     randomise(model, args.seed)
     model.eval()
@@ -182,14 +229,20 @@ def main():
     x = torch.randn((args.batch, 3, args.frames, args.input_resolution, args.input_resolution), generator=gen)
     captured = {}
     hook = model.backbone.transformer.proj[0].register_forward_hook(
-        lambda m, inp, out: captured.__setitem__("features", out.detach().clone()))
+        lambda m, inp, out: captured.__setitem__("features", out.detach().clone())
+    )
     with torch.no_grad():
         logits = model([x])
     hook.remove()
 
     os.makedirs(args.out, exist_ok=True)
-    checkpoint = {"epoch": 1, "model_state": model.state_dict(), "optimizer_state": {}, "scaler": {},
-                  "cfg": slowfast_cfg_text(args)}
+    checkpoint = {
+        "epoch": 1,
+        "model_state": model.state_dict(),
+        "optimizer_state": {},
+        "scaler": {},
+        "cfg": slowfast_cfg_text(args),
+    }
     torch.save(checkpoint, os.path.join(args.out, "checkpoint.pyth"))
     torch.save(x, os.path.join(args.out, "input.pt"))
     torch.save({"logits": logits, "features": captured["features"]}, os.path.join(args.out, "outputs.pt"))
@@ -198,15 +251,21 @@ def main():
         torch.load(os.path.join(args.out, name), weights_only=True)
 
     import timm
+
     with open(args.model_file, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
-    meta = {"command": " ".join(sys.argv), "python_executable": sys.executable, "args": vars(args),
-            "model_file_sha256": sha,
-            "model_source": args.model_source, "torch": torch.__version__, "timm": timm.__version__,
-            "python": platform.python_version(),
-            "note": "input.pt is already normalised; keys are those of SlowFast's Uniformerv2 (backbone.*)",
-            "shapes": {"input": list(x.shape), "logits": list(logits.shape),
-                       "features": list(captured["features"].shape)}}
+    meta = {
+        "command": " ".join(sys.argv),
+        "python_executable": sys.executable,
+        "args": vars(args),
+        "model_file_sha256": sha,
+        "model_source": args.model_source,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "note": "input.pt is already normalised; keys are those of SlowFast's Uniformerv2 (backbone.*)",
+        "shapes": {"input": list(x.shape), "logits": list(logits.shape), "features": list(captured["features"].shape)},
+    }
     with open(os.path.join(args.out, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print(json.dumps(meta["shapes"]))

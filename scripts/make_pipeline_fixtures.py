@@ -16,6 +16,7 @@ video file (test.mp4 -> test_mp4):
 
 frames.npy itself (14 MB for 4x3 views of 8 frames at 224) is not kept.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,13 @@ GENERATED = {
     "odd_171x97.mp4": ("mpeg4", 171, 97, 37, {"qscale": "12"}),
     "portrait_90x160.mp4": ("libx264", 90, 160, 45, {"crf": "36", "preset": "medium", "threads": "1"}),
     "short_5f.mp4": ("libx264", 128, 96, 5, {"crf": "36", "threads": "1"}),
-    "gop_160x120.mp4": ("libx264", 160, 120, 150, {"crf": "38", "threads": "1",
-                                                  "x264-params": "keyint=12:min-keyint=12:open-gop=1:bframes=3"}),
+    "gop_160x120.mp4": (
+        "libx264",
+        160,
+        120,
+        150,
+        {"crf": "38", "threads": "1", "x264-params": "keyint=12:min-keyint=12:open-gop=1:bframes=3"},
+    ),
 }
 SAMPLE = (slice(None), slice(None), slice(None), slice(5, None, 11), slice(5, None, 11))
 
@@ -52,8 +58,24 @@ CASES = {
     "u8x4x3": (["--frames", "8", "--clips", "4", "--crop", "three", "--size", "224", "--decoder", "decord"], True),
     "u16x4x1": (["--frames", "16", "--clips", "4", "--crop", "center", "--size", "224", "--decoder", "decord"], True),
     "u8x4x3_pyav": (["--frames", "8", "--clips", "4", "--crop", "three", "--size", "224", "--decoder", "pyav"], True),
-    "train_seed7": (["--frames", "8", "--clips", "1", "--crop", "center", "--size", "224", "--decoder", "decord",
-                     "--train", "--seed", "7"], False),
+    "train_seed7": (
+        [
+            "--frames",
+            "8",
+            "--clips",
+            "1",
+            "--crop",
+            "center",
+            "--size",
+            "224",
+            "--decoder",
+            "decord",
+            "--train",
+            "--seed",
+            "7",
+        ],
+        False,
+    ),
 }
 
 
@@ -111,9 +133,11 @@ def main() -> None:
                 (dest / "result.json").write_text(json.dumps(result, indent=1) + "\n")
                 if pixels:
                     frames = np.load(Path(tmp, "frames.npy"))
-                    np.savez_compressed(dest / "pixels.npz",
-                                        view_mean=frames.astype(np.float64).mean(axis=(2, 3, 4)),
-                                        sample=np.ascontiguousarray(frames[SAMPLE]))
+                    np.savez_compressed(
+                        dest / "pixels.npz",
+                        view_mean=frames.astype(np.float64).mean(axis=(2, 3, 4)),
+                        sample=np.ascontiguousarray(frames[SAMPLE]),
+                    )
                 print(f"{video.name} {case}: total_frames={result['total_frames']} shape={result['output_shape']}")
 
 

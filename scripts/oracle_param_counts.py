@@ -10,6 +10,7 @@ downloaded), counts its parameters (all, ``backbone.*`` and ``cls_head.*``), and
 that the zoo mirrors: the backbone arguments, the head, and the test pipeline's sampling and cropping. The result
 is written to ``tests/fixtures/param_counts/mmaction2_param_counts.json``, keyed by config name without ``.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,29 @@ from typing import Any
 
 import torch
 
-DEFAULT_OUT = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "param_counts"
-               / "mmaction2_param_counts.json")
+DEFAULT_OUT = (
+    Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "param_counts" / "mmaction2_param_counts.json"
+)
 BACKBONE_KEYS = (
-    "input_resolution", "patch_size", "width", "layers", "heads", "backbone_drop_path_rate", "t_size",
-    "kernel_size", "dw_reduction", "temporal_downsample", "no_lmhra", "double_lmhra", "return_list", "n_layers",
-    "n_dim", "n_head", "mlp_factor", "drop_path_rate", "mlp_dropout",
+    "input_resolution",
+    "patch_size",
+    "width",
+    "layers",
+    "heads",
+    "backbone_drop_path_rate",
+    "t_size",
+    "kernel_size",
+    "dw_reduction",
+    "temporal_downsample",
+    "no_lmhra",
+    "double_lmhra",
+    "return_list",
+    "n_layers",
+    "n_dim",
+    "n_head",
+    "mlp_factor",
+    "drop_path_rate",
+    "mlp_dropout",
 )
 
 
@@ -73,11 +91,18 @@ def describe(path: Path) -> dict[str, Any]:
     backbone = model_cfg.backbone
     head = model_cfg.cls_head
     facts = {
-        "backbone": {k: (list(backbone[k]) if isinstance(backbone[k], (list, tuple)) else backbone[k])
-                     for k in BACKBONE_KEYS if k in backbone},
+        "backbone": {
+            k: (list(backbone[k]) if isinstance(backbone[k], (list, tuple)) else backbone[k])
+            for k in BACKBONE_KEYS
+            if k in backbone
+        },
         "clip_pretrained_name": backbone.get("pretrained"),
-        "head": {"type": head["type"], "num_classes": head["num_classes"], "in_channels": head["in_channels"],
-                 "dropout_ratio": head.get("dropout_ratio")},
+        "head": {
+            "type": head["type"],
+            "num_classes": head["num_classes"],
+            "in_channels": head["in_channels"],
+            "dropout_ratio": head.get("dropout_ratio"),
+        },
         "head_channel_map": head.get("channel_map"),
         "test_protocol": test_protocol(cfg),
     }
@@ -112,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         result[path.stem] = describe(path)
         print(f"{path.stem}: {result[path.stem]['params']}", flush=True)
     payload = {
-        "_meta": {"mmaction2_version": mmaction.__version__, "torch_version": torch.__version__,
-                  "configs": len(result), "command": "python scripts/oracle_param_counts.py"},
+        "_meta": {
+            "mmaction2_version": mmaction.__version__,
+            "torch_version": torch.__version__,
+            "configs": len(result),
+            "command": "python scripts/oracle_param_counts.py",
+        },
         "configs": result,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ The video strings together demo clips of one class (the three lamps lighting up 
 another class; each clip lasts one window, and windows are aligned with the clips (stride = window), so every
 window shows one whole clip. The plot should show the first class on the left half, the second on the right.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,15 +33,39 @@ def main() -> int:
     metrics = json.loads((work / "metrics.json").read_text())
     cfg = DemoConfig()
     rng = np.random.default_rng(args.seed)
-    clips = [make_lamp_video(label, rng, frames=cfg.video_frames, height=cfg.height, width=cfg.width)
-             for label in [args.first] * args.clips + [args.second] * args.clips]
+    clips = [
+        make_lamp_video(label, rng, frames=cfg.video_frames, height=cfg.height, width=cfg.width)
+        for label in [args.first] * args.clips + [args.second] * args.clips
+    ]
     out = work / "timeline"
     video = write_video(out / "changing_action.mp4", np.concatenate(clips), fps=cfg.fps)
     window = f"{cfg.video_frames / cfg.fps:g}s"
-    cmd = [sys.executable, "-m", "uniformerv2.cli", "timeline", str(video), "--checkpoint", metrics["model_path"],
-           "--labels", str(work / "data" / "label_map.txt"), "--window", window, "--stride", window,
-           "--frames", str(cfg.frames), "--crops", "3", "--top-k", "3", "--out-dir", str(out),
-           "--annotate", str(out / "changing_action_annotated.mp4"), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uniformerv2.cli",
+        "timeline",
+        str(video),
+        "--checkpoint",
+        metrics["model_path"],
+        "--labels",
+        str(work / "data" / "label_map.txt"),
+        "--window",
+        window,
+        "--stride",
+        window,
+        "--frames",
+        str(cfg.frames),
+        "--crops",
+        "3",
+        "--top-k",
+        "3",
+        "--out-dir",
+        str(out),
+        "--annotate",
+        str(out / "changing_action_annotated.mp4"),
+        "--no-progress",
+    ]
     print(" ".join(cmd))
     print(f"expected: {CLASS_NAMES[args.first]} for the first {args.clips} windows, then {CLASS_NAMES[args.second]}")
     return subprocess.call(cmd)

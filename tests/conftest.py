@@ -1,4 +1,5 @@
 """Fixtures: a tiny randomised model, a video batch, a real HTTP server on 127.0.0.1, a fresh download cache."""
+
 from __future__ import annotations
 
 import http.server

@@ -5,6 +5,7 @@ left out -- has no cycle.
 Read from the source with ``ast``, so a lazy import inside a function counts as much as one at the top.
 ``python tests/test_architecture.py [SRC_DIR]`` prints the graph's cycles (strongly connected components).
 """
+
 from __future__ import annotations
 
 import ast
@@ -39,7 +40,7 @@ def import_graph(package_dir: Path = PACKAGE_DIR) -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = own_package.split(".")
-                    base = base[:len(base) - (node.level - 1)]
+                    base = base[: len(base) - (node.level - 1)]
                     module = ".".join(base + ([node.module] if node.module else []))
                 else:
                     module = node.module or ""
@@ -95,8 +96,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_library_never_imports_the_command_line():
     graph = import_graph()
-    offenders = sorted(m for m, targets in graph.items()
-                       if not m.startswith("uniformerv2.cli") and any(t.startswith("uniformerv2.cli") for t in targets))
+    offenders = sorted(
+        m
+        for m, targets in graph.items()
+        if not m.startswith("uniformerv2.cli") and any(t.startswith("uniformerv2.cli") for t in targets)
+    )
     assert offenders == []
 
 
@@ -117,11 +121,28 @@ def test_the_graph_sees_function_level_imports(tmp_path):
 
 SERVING_DIR = PACKAGE_DIR / "serving"
 # what the library does once (data/, inference.py, timeline.py) and serving/ must call, never write again
-CORE_NAMES = {"decode", "window_views", "scores", "scan", "probabilities", "top_classes", "read_test_views",
-              "read_label_map", "softmax"}
+CORE_NAMES = {
+    "decode",
+    "window_views",
+    "scores",
+    "scan",
+    "probabilities",
+    "top_classes",
+    "read_test_views",
+    "read_label_map",
+    "softmax",
+}
 # ... and what those are made of (``resources``: reading the package's label files; ``x.unique``: frames to decode)
-CORE_PRIMITIVES = {"views_from_frames", "sample_test_indices", "window_indices", "match_class_names",
-                   "kinetics710_aliases", "softmax", "log_softmax", "resources"}
+CORE_PRIMITIVES = {
+    "views_from_frames",
+    "sample_test_indices",
+    "window_indices",
+    "match_class_names",
+    "kinetics710_aliases",
+    "softmax",
+    "log_softmax",
+    "resources",
+}
 TENSOR_OPS = {"softmax", "log_softmax", "unique"}
 
 
@@ -169,11 +190,18 @@ def test_the_serving_check_sees_a_second_inference_core():
         "    return logits[:, rows].float().softmax(-1).mean(0)\n"
     )
     found = serving_offences({"app.py": copy})
-    assert found == sorted([
-        "app.py: imports engine.extract.feature_forward (the engine)", "app.py: defines window_views()", "app.py: defines _scores()",
-        "app.py: uses .softmax", "app.py: uses .unique", "app.py: uses views_from_frames",
-        "serving/ does not import inference.probabilities: its scoring comes from elsewhere",
-        "serving/ does not import timeline.scan: its scoring comes from elsewhere"])
+    assert found == sorted(
+        [
+            "app.py: imports engine.extract.feature_forward (the engine)",
+            "app.py: defines window_views()",
+            "app.py: defines _scores()",
+            "app.py: uses .softmax",
+            "app.py: uses .unique",
+            "app.py: uses views_from_frames",
+            "serving/ does not import inference.probabilities: its scoring comes from elsewhere",
+            "serving/ does not import timeline.scan: its scoring comes from elsewhere",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Atomic writes: the umask's permissions, and a full disk said plainly with the path, the old file kept."""
+
 from __future__ import annotations
 
 import os
@@ -23,10 +24,12 @@ from uniformerv2.model import UniFormerV2
 def test_written_files_get_the_permissions_of_a_plain_write(tmp_path, umask):
     old = os.umask(umask)
     try:
-        files = [atomic_write_text(tmp_path / "a.txt", "x"),
-                 save_checkpoint(UniFormerV2(tiny_config()), tmp_path / "m.safetensors"),
-                 save_checkpoint(UniFormerV2(tiny_config()), tmp_path / "m.pth", fmt="mmaction2"),
-                 write_video(tmp_path / "v.mp4", np.zeros((2, 16, 16, 3), np.uint8))]
+        files = [
+            atomic_write_text(tmp_path / "a.txt", "x"),
+            save_checkpoint(UniFormerV2(tiny_config()), tmp_path / "m.safetensors"),
+            save_checkpoint(UniFormerV2(tiny_config()), tmp_path / "m.pth", fmt="mmaction2"),
+            write_video(tmp_path / "v.mp4", np.zeros((2, 16, 16, 3), np.uint8)),
+        ]
     finally:
         os.umask(old)
     for path in files:
@@ -36,13 +39,13 @@ def test_written_files_get_the_permissions_of_a_plain_write(tmp_path, umask):
 def _can_mount_tmpfs() -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-                           capture_output=True)
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"], capture_output=True)
     return probe.returncode == 0
 
 
-FULL_DISK = pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs `unshare -rm` and tmpfs (user namespaces) to "
-                                                              "make a real full disk")
+FULL_DISK = pytest.mark.skipif(
+    not _can_mount_tmpfs(), reason="needs `unshare -rm` and tmpfs (user namespaces) to make a real full disk"
+)
 
 SAVE_ON_FULL_DISK = textwrap.dedent("""
     import sys
@@ -70,14 +73,25 @@ def test_a_full_disk_is_said_with_the_path_and_the_previous_file_survives(tmp_pa
     mount = tmp_path / "disk"
     mount.mkdir()
     tests = Path(__file__).parent
-    proc = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {mount} && "
-                           f"{sys.executable} {script} {mount} {tests}"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "unshare",
+            "-rm",
+            "sh",
+            "-c",
+            f"mount -t tmpfs -o size=1m tmpfs {mount} && {sys.executable} {script} {mount} {tests}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines == [f"error: {mount}/m.safetensors: no space left on device (the previous version, if any, is kept)",
-                     "kept: True",
-                     f"error: {mount}/m.pth: no space left on device (the previous version, if any, is kept)",
-                     "kept: True"]
+    assert lines == [
+        f"error: {mount}/m.safetensors: no space left on device (the previous version, if any, is kept)",
+        "kept: True",
+        f"error: {mount}/m.pth: no space left on device (the previous version, if any, is kept)",
+        "kept: True",
+    ]
     assert "Traceback" not in proc.stderr
 
 
@@ -113,11 +127,16 @@ def test_a_video_on_a_full_disk_is_said_with_the_path_and_leaves_the_previous_fi
     script.write_text(VIDEO_ON_FULL_DISK)
     mount = tmp_path / "disk"
     mount.mkdir()
-    proc = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {mount} && "
-                           f"{sys.executable} {script} {mount}"], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {mount} && {sys.executable} {script} {mount}"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
-        f"error: {mount}/v.mp4: no space left on device (the previous version, if any, is kept)", "kept: True",
+        f"error: {mount}/v.mp4: no space left on device (the previous version, if any, is kept)",
+        "kept: True",
         f"error: {mount}/seen.mp4: no space left on device (the previous version, if any, is kept)",
-        "left: ['v.mp4']"]
+        "left: ['v.mp4']",
+    ]
     assert "Traceback" not in proc.stderr

@@ -1,5 +1,6 @@
 """``uniformerv2 check``: every planted problem of a small dataset is found, with its file and kind, and nothing else;
 a clean set passes; cleaned lists; a file that hangs is given up after the time-out; class names against a model."""
+
 from __future__ import annotations
 
 import json
@@ -21,17 +22,17 @@ PRESET = "uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-
 
 # (list, file, kind) of every planted problem; None for a problem of a class rather than a file
 PLANTED = {
-    ("train", "bad/corrupt.mp4", "unreadable"),          # random bytes
+    ("train", "bad/corrupt.mp4", "unreadable"),  # random bytes
     ("train", "bad/empty.mp4", "empty"),
-    ("train", "bad/truncated.mp4", "truncated"),         # the first 2000 bytes of an MP4
-    ("train", "bad/audio.mp4", "no-video-stream"),       # a WAV file
-    ("train", "bad/notes.mp4", "not-a-video"),           # text
-    ("train", "c1/copy.mp4", "duplicate"),               # a byte-identical copy of c1/0.mp4
-    ("train", "c1/resized.mp4", "near-duplicate"),       # c1/1.mp4 re-encoded at 48x48
-    ("train", "c2/trimmed.mp4", "near-duplicate"),       # c2/1.mp4 without its first 2 frames, re-encoded
-    ("train", "c1/2.mp4", "leakage"),                    # also listed in val
-    ("train", "c0/4.mp4", "label-out-of-range"),         # label 7 of 4 classes
-    ("train", None, "empty-class"),                      # class 3 of 4 has no video
+    ("train", "bad/truncated.mp4", "truncated"),  # the first 2000 bytes of an MP4
+    ("train", "bad/audio.mp4", "no-video-stream"),  # a WAV file
+    ("train", "bad/notes.mp4", "not-a-video"),  # text
+    ("train", "c1/copy.mp4", "duplicate"),  # a byte-identical copy of c1/0.mp4
+    ("train", "c1/resized.mp4", "near-duplicate"),  # c1/1.mp4 re-encoded at 48x48
+    ("train", "c2/trimmed.mp4", "near-duplicate"),  # c2/1.mp4 without its first 2 frames, re-encoded
+    ("train", "c1/2.mp4", "leakage"),  # also listed in val
+    ("train", "c0/4.mp4", "label-out-of-range"),  # label 7 of 4 classes
+    ("train", None, "empty-class"),  # class 3 of 4 has no video
     ("val", None, "empty-class"),
 }
 BROKEN = ["bad/corrupt.mp4", "bad/empty.mp4", "bad/truncated.mp4", "bad/audio.mp4", "bad/notes.mp4", "c0/4.mp4"]
@@ -39,14 +40,22 @@ BROKEN = ["bad/corrupt.mp4", "bad/empty.mp4", "bad/truncated.mp4", "bad/audio.mp
 
 def _decode_all(path: Path) -> np.ndarray:
     import av
+
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
 def _resized(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     import av
-    return np.stack([av.VideoFrame.from_ndarray(f, format="rgb24").reformat(width=width, height=height)
-                     .to_ndarray(format="rgb24") for f in frames])
+
+    return np.stack(
+        [
+            av.VideoFrame.from_ndarray(f, format="rgb24")
+            .reformat(width=width, height=height)
+            .to_ndarray(format="rgb24")
+            for f in frames
+        ]
+    )
 
 
 def write_planted_dataset(root: Path) -> Path:
@@ -68,7 +77,7 @@ def write_planted_dataset(root: Path) -> Path:
     (bad / "notes.mp4").write_text("these are my notes, not a video\n" * 10)
     shutil.copy(root / "c1/0.mp4", root / "c1/copy.mp4")
     write_frames(root / "c1/resized.mp4", _resized(_decode_all(root / "c1/1.mp4"), 48, 48))  # re-encoded, 48x48
-    write_frames(root / "c2/trimmed.mp4", _decode_all(root / "c2/1.mp4")[2:])              # re-encoded, 2 frames less
+    write_frames(root / "c2/trimmed.mp4", _decode_all(root / "c2/1.mp4")[2:])  # re-encoded, 2 frames less
     train = [f"c{c}/{k}.mp4 {c}" for c in range(3) for k in range(3)]
     train += [f"{p} 0" for p in BROKEN[:5]] + ["c1/copy.mp4 1", "c1/resized.mp4 1", "c2/trimmed.mp4 2", "c0/4.mp4 7"]
     (root / "train.txt").write_text("\n".join(train) + "\n")
@@ -83,10 +92,22 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_planted_dataset(tmp_path_factory.mktemp("check"))
 
 
-def _check(root: Path, out: Path, *extra: str, train: str = "train.txt", val: str | None = "val.txt"
-           ) -> tuple[int, dict]:
-    args = ["check", "--ann-file", str(root / train), "--data-root", str(root), "--out-dir", str(out),
-            "--workers", "2", "--no-progress", *extra]
+def _check(
+    root: Path, out: Path, *extra: str, train: str = "train.txt", val: str | None = "val.txt"
+) -> tuple[int, dict]:
+    args = [
+        "check",
+        "--ann-file",
+        str(root / train),
+        "--data-root",
+        str(root),
+        "--out-dir",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+        *extra,
+    ]
     if val:
         args += ["--val-ann-file", str(root / val)]
     rc = main(args)
@@ -94,8 +115,10 @@ def _check(root: Path, out: Path, *extra: str, train: str = "train.txt", val: st
 
 
 def _found(report: dict, root: Path) -> set:
-    return {(p.get("split"), os.path.relpath(p["path"], root) if "path" in p else None, p["kind"])
-            for p in report["problems"]}
+    return {
+        (p.get("split"), os.path.relpath(p["path"], root) if "path" in p else None, p["kind"])
+        for p in report["problems"]
+    }
 
 
 def test_every_planted_problem_is_reported_and_nothing_else(dataset, tmp_path, capsys):
@@ -114,8 +137,13 @@ def test_every_planted_problem_is_reported_and_nothing_else(dataset, tmp_path, c
     assert f"{len(PLANTED)} problems found" in out
     # what the files are
     videos = {Path(v["path"]).name: v for v in report["videos"] if v["path"].endswith("/c1/resized.mp4")}
-    assert (videos["resized.mp4"]["width"], videos["resized.mp4"]["height"], videos["resized.mp4"]["frames"],
-            videos["resized.mp4"]["codec"], videos["resized.mp4"]["rotation"]) == (48, 48, 16, "h264", 0)
+    assert (
+        videos["resized.mp4"]["width"],
+        videos["resized.mp4"]["height"],
+        videos["resized.mp4"]["frames"],
+        videos["resized.mp4"]["codec"],
+        videos["resized.mp4"]["rotation"],
+    ) == (48, 48, 16, "h264", 0)
     md = (tmp_path / "out/check.md").read_text()
     assert "truncated.mp4" in md and "![duration](durations.png)" in md
     for png in ("durations.png", "fps.png", "resolutions.png", "class_counts.png"):
@@ -163,16 +191,31 @@ def test_class_folders_against_a_models_class_names(dataset, tmp_path, capsys):
         (root / folder).mkdir(parents=True)
         shutil.copy(dataset / video, root / folder / "v.mp4")
     (root / "archery").mkdir()
-    rc = main(["check", "--folder", str(root), "--model", PRESET, "--out-dir", str(tmp_path / "out"),
-               "--no-progress", "--workers", "1", "--write-clean"])
+    rc = main(
+        [
+            "check",
+            "--folder",
+            str(root),
+            "--model",
+            PRESET,
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--workers",
+            "1",
+            "--write-clean",
+        ]
+    )
     report = json.loads((tmp_path / "out/check.json").read_text())
     names = check.model_classes(PRESET).class_names
     assert rc == 1 and len(names) == 400
     assert report["protocol"] == check.model_classes(PRESET).protocol.to_dict()
     problems = {p["kind"]: p for p in report["problems"]}
     assert set(problems) == {"unknown-class", "empty-class"}
-    assert problems["unknown-class"]["path"].endswith("playing_guitr") and "'playing guitar'" in \
-        problems["unknown-class"]["detail"]
+    assert (
+        problems["unknown-class"]["path"].endswith("playing_guitr")
+        and "'playing guitar'" in problems["unknown-class"]["detail"]
+    )
     assert problems["empty-class"]["label"] == names.index("archery")
     loose = [w for w in report["warnings"] if w["kind"] == "loose-class-match"]
     assert [w["label"] for w in loose] == [names.index("air drumming")]
@@ -183,8 +226,16 @@ def test_class_folders_against_a_models_class_names(dataset, tmp_path, capsys):
 
 def test_label_names_against_a_models_classes(dataset, tmp_path):
     (tmp_path / "labels.txt").write_text("abseiling\nAir-Drumming\nplaying guitr\n")
-    rc, report = _check(dataset, tmp_path / "out", "--model", PRESET, "--labels", str(tmp_path / "labels.txt"),
-                        train="clean_train.txt", val=None)
+    rc, report = _check(
+        dataset,
+        tmp_path / "out",
+        "--model",
+        PRESET,
+        "--labels",
+        str(tmp_path / "labels.txt"),
+        train="clean_train.txt",
+        val=None,
+    )
     assert rc == 1 and report["classes"]["num_classes"] == 3
     [problem] = report["problems"]
     assert (problem["kind"], problem["path"]) == ("unknown-class", str(tmp_path / "labels.txt"))
@@ -222,8 +273,15 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
 
 def test_run_is_the_command(dataset, tmp_path):
     """``check.run`` takes the command's options as keyword arguments, writes the same files and returns the report."""
-    report = check.run(ann_file=dataset / "train.txt", data_root=dataset, val_ann_file=dataset / "val.txt",
-                       num_classes=4, out_dir=tmp_path / "out", workers=2, progress=False)
+    report = check.run(
+        ann_file=dataset / "train.txt",
+        data_root=dataset,
+        val_ann_file=dataset / "val.txt",
+        num_classes=4,
+        out_dir=tmp_path / "out",
+        workers=2,
+        progress=False,
+    )
     assert report.exit_status == 1 and not report.ok
     assert _found(report.to_dict(), dataset) == PLANTED
     assert [p.name for p in report.written[:2]] == ["check.json", "check.md"] and report.clean_lists == []
@@ -234,12 +292,15 @@ def test_run_is_the_command(dataset, tmp_path):
 
 def test_malformed_lines_are_findings_with_the_readers_reasons(tmp_path):
     from uniformerv2.data import AnnotationError, read_annotation_list
+
     (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4 x\n\nc.mp4 1 2\nd.mp4 -1\ne.mp4\n")
     split = check.load_list_split("train", tmp_path / "list.txt", "root")
     assert [(s.path, s.label, s.line) for s in split.samples] == [("root/a.mp4", 0, 1), ("root/e.mp4", None, 6)]
-    assert [(f.kind, f.line, f.path) for f in split.findings] == [("malformed-line", 2, "b.mp4"),
-                                                                  ("malformed-line", 4, "c.mp4"),
-                                                                  ("malformed-line", 5, "d.mp4")]
+    assert [(f.kind, f.line, f.path) for f in split.findings] == [
+        ("malformed-line", 2, "b.mp4"),
+        ("malformed-line", 4, "c.mp4"),
+        ("malformed-line", 5, "d.mp4"),
+    ]
     with pytest.raises(AnnotationError) as info:
         read_annotation_list(tmp_path / "list.txt", "root")
     for f in split.findings:  # one parser: the same reasons, each with its line

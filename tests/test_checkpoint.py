@@ -1,4 +1,5 @@
 """Checkpoint formats: every format round-trips, and every bad file gets one clear error naming it."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,11 @@ import pytest
 import torch
 
 import uniformerv2
+from helpers import SHARED, randomised, tiny_config
 from uniformerv2 import checkpoint as ckpt
 from uniformerv2 import conversions
 from uniformerv2.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from uniformerv2.model import UniFormerV2
-
-from helpers import SHARED, randomised, tiny_config
 
 
 def _same_outputs(a: UniFormerV2, b: UniFormerV2, video: torch.Tensor) -> bool:
@@ -170,6 +170,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tiny_model, tmp_path, mo
         raise KeyboardInterrupt
 
     import safetensors.torch
+
     monkeypatch.setattr(safetensors.torch, "save_file", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(randomised(UniFormerV2(tiny_model.cfg), seed=3), path)
@@ -190,13 +191,24 @@ def test_convert_writes_a_checkpoint_that_loads_without_a_preset_name(tiny_model
 
 def test_convert_with_a_new_head_still_refuses_missing_keys(tmp_path, capsys):
     from uniformerv2.cli import main
+
     model = randomised(UniFormerV2(tiny_config()))
     state = {k: v for i, (k, v) in enumerate(model.state_dict().items()) if i % 2 == 0}  # half the keys
     src = tmp_path / "half.pth"
     torch.save({"state_dict": state}, src)
-    rc = main(["convert", str(src), str(tmp_path / "out.safetensors"), "--model",
-               "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", "--num-classes", "7", "--set",
-               *(f"{k}={v!r}".replace(" ", "") for k, v in tiny_config().to_dict().items() if k != "num_classes")])
+    rc = main(
+        [
+            "convert",
+            str(src),
+            str(tmp_path / "out.safetensors"),
+            "--model",
+            "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb",
+            "--num-classes",
+            "7",
+            "--set",
+            *(f"{k}={v!r}".replace(" ", "") for k, v in tiny_config().to_dict().items() if k != "num_classes"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "missing keys" in err and str(src) in err
     assert not (tmp_path / "out.safetensors").exists()

@@ -1,4 +1,5 @@
 """The command line, run as a user runs it (a real subprocess where the exit code and streams matter)."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,9 @@ import sys
 import torch
 
 import uniformerv2
+from helpers import randomised, tiny_config
 from uniformerv2.checkpoint import save_checkpoint
 from uniformerv2.cli import main
-
-from helpers import randomised, tiny_config
 
 B16 = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
 
@@ -70,11 +70,15 @@ def test_every_option_has_help_and_every_command_shows_examples():
     import argparse
 
     from uniformerv2.cli import build_parser
+
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, command in sub.choices.items():
-        undocumented = [a.option_strings or a.dest for a in command._actions
-                        if not isinstance(a, argparse._HelpAction) and not a.help]
+        undocumented = [
+            a.option_strings or a.dest
+            for a in command._actions
+            if not isinstance(a, argparse._HelpAction) and not a.help
+        ]
         assert undocumented == [], name
         examples = command.epilog.split("examples:\n", 1)[1].splitlines()
         assert 2 <= len(examples) <= 3 and all(e.strip().startswith(("uniformerv2 ", "torchrun ")) for e in examples)
@@ -82,6 +86,7 @@ def test_every_option_has_help_and_every_command_shows_examples():
 
 def test_old_spellings_of_options_still_work():
     from uniformerv2.cli import build_parser
+
     args = build_parser().parse_args(["test", "--num-workers", "3", "--class-names", "k400", "--model", "m"])
     assert args.workers == 3 and args.labels == "k400"
     args = build_parser().parse_args(["train", "--clip-len", "16", "--amp", "bf16", "--num-workers", "1"])

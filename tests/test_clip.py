@@ -1,13 +1,13 @@
 """CLIP initialisation: after loading CLIP weights, the local blocks are CLIP's image encoder, frame by frame."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
+from helpers import tiny_config
 from uniformerv2.checkpoint import load_checkpoint
 from uniformerv2.model import UniFormerV2
-
-from helpers import tiny_config
 
 transformers = pytest.importorskip("transformers")
 
@@ -25,14 +25,22 @@ def _last_local_block_class_tokens(model: UniFormerV2, video: torch.Tensor) -> t
 
 def _hf_clip(seed: int = 0):
     torch.manual_seed(seed)
-    cfg = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=128, num_hidden_layers=3,
-                                        num_attention_heads=2, image_size=32, patch_size=16,
-                                        hidden_act="quick_gelu", projection_dim=16)
+    cfg = transformers.CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=16,
+        hidden_act="quick_gelu",
+        projection_dim=16,
+    )
     return transformers.CLIPVisionModel(cfg).eval()
 
 
-@pytest.mark.parametrize("lmhra", [dict(no_lmhra=True), dict(no_lmhra=False, double_lmhra=True)],
-                         ids=["no_lmhra", "double_lmhra_zero_init"])
+@pytest.mark.parametrize(
+    "lmhra", [dict(no_lmhra=True), dict(no_lmhra=False, double_lmhra=True)], ids=["no_lmhra", "double_lmhra_zero_init"]
+)
 def test_hugging_face_clip_class_tokens_are_reproduced_per_frame(tmp_path, video, lmhra):
     clip = _hf_clip()
     clip.save_pretrained(tmp_path / "clip")  # model.safetensors, as on the Hugging Face hub
@@ -48,9 +56,11 @@ def test_hugging_face_clip_class_tokens_are_reproduced_per_frame(tmp_path, video
 def test_open_clip_visual_tower_class_tokens_are_reproduced_per_frame(tmp_path, video):
     pytest.importorskip("open_clip")
     from open_clip.transformer import QuickGELU, VisionTransformer
+
     torch.manual_seed(0)
-    tower = VisionTransformer(image_size=32, patch_size=16, width=32, layers=3, heads=2, mlp_ratio=4.0,
-                              output_dim=16, act_layer=QuickGELU).eval()
+    tower = VisionTransformer(
+        image_size=32, patch_size=16, width=32, layers=3, heads=2, mlp_ratio=4.0, output_dim=16, act_layer=QuickGELU
+    ).eval()
     torch.save({"visual." + k: v for k, v in tower.state_dict().items()}, tmp_path / "open_clip.pt")
     seen = {}
     tower.transformer.register_forward_hook(lambda m, i, o: seen.update(out=o))
@@ -95,8 +105,16 @@ def test_openai_torchscript_archive_loads_without_unpickling(tmp_path, video):
     class CLIPArchive(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.visual = VisionTransformer(image_size=32, patch_size=16, width=32, layers=3, heads=2,
-                                            mlp_ratio=4.0, output_dim=16, act_layer=QuickGELU)
+            self.visual = VisionTransformer(
+                image_size=32,
+                patch_size=16,
+                width=32,
+                layers=3,
+                heads=2,
+                mlp_ratio=4.0,
+                output_dim=16,
+                act_layer=QuickGELU,
+            )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.visual(x)
@@ -106,5 +124,6 @@ def test_openai_torchscript_archive_loads_without_unpickling(tmp_path, video):
     torch.jit.trace(clip, torch.randn(1, 3, 32, 32), check_trace=False).save(str(tmp_path / "ViT-tiny.pt"))
     model = UniFormerV2(tiny_config(no_lmhra=True))
     assert load_checkpoint(model, tmp_path / "ViT-tiny.pt")["format"] == "clip"
-    assert torch.equal(model.backbone.transformer.resblocks[2].mlp.c_fc.weight,
-                       clip.visual.transformer.resblocks[2].mlp.c_fc.weight)
+    assert torch.equal(
+        model.backbone.transformer.resblocks[2].mlp.c_fc.weight, clip.visual.transformer.resblocks[2].mlp.c_fc.weight
+    )

@@ -1,4 +1,5 @@
 """Video lists, class folders, label maps and the test-views dataset."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,8 +10,16 @@ import torch
 
 from helpers import FIXTURES
 from uniformerv2 import Protocol
-from uniformerv2.data import (AnnotationError, TestViewsDataset, VideoSample, collate_views, read_annotation_list,
-                              read_label_map, read_test_views, scan_class_folders)
+from uniformerv2.data import (
+    AnnotationError,
+    TestViewsDataset,
+    VideoSample,
+    collate_views,
+    read_annotation_list,
+    read_label_map,
+    read_test_views,
+    scan_class_folders,
+)
 
 GENERATED = FIXTURES / "pipeline" / "videos"
 
@@ -22,16 +31,22 @@ def test_annotation_list_joins_data_root_and_reads_labels(tmp_path: Path) -> Non
     ann = tmp_path / "val.txt"
     ann.write_text("a/x.mp4 3\n\n# a comment\nb/y.avi 0\nz.mp4\n")
     samples = read_annotation_list(ann, data_root="/data/k400")
-    assert samples == [VideoSample("/data/k400/a/x.mp4", 3), VideoSample("/data/k400/b/y.avi", 0),
-                       VideoSample("/data/k400/z.mp4", None)]
+    assert samples == [
+        VideoSample("/data/k400/a/x.mp4", 3),
+        VideoSample("/data/k400/b/y.avi", 0),
+        VideoSample("/data/k400/z.mp4", None),
+    ]
     assert read_annotation_list(ann)[0].path == "a/x.mp4"
 
 
-@pytest.mark.parametrize("line, message", [
-    ("a.mp4 cat", "label 'cat' is not an integer"),
-    ("a.mp4 -1", "label -1 is negative"),
-    ("a b.mp4 3", "expected 'path \\[label\\]', got 3 fields"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("a.mp4 cat", "label 'cat' is not an integer"),
+        ("a.mp4 -1", "label -1 is negative"),
+        ("a b.mp4 3", "expected 'path \\[label\\]', got 3 fields"),
+    ],
+)
 def test_annotation_list_errors_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     ann = tmp_path / "val.txt"
     ann.write_text(f"ok.mp4 1\n{line}\n")
@@ -51,14 +66,16 @@ def test_annotation_list_missing_or_empty_file(tmp_path: Path) -> None:
 
 
 def test_class_folders_sorted_with_labels(tmp_path: Path) -> None:
-    for rel in ("zebra/1.mp4", "apple/b.avi", "apple/sub/a.MP4", "apple/notes.txt", ".hidden/x.mp4",
-                "mango/.x.mp4"):
+    for rel in ("zebra/1.mp4", "apple/b.avi", "apple/sub/a.MP4", "apple/notes.txt", ".hidden/x.mp4", "mango/.x.mp4"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     samples, classes = scan_class_folders(tmp_path)
     assert classes == ["apple", "mango", "zebra"]
     assert [(Path(s.path).relative_to(tmp_path).as_posix(), s.label) for s in samples] == [
-        ("apple/b.avi", 0), ("apple/sub/a.MP4", 0), ("zebra/1.mp4", 2)]
+        ("apple/b.avi", 0),
+        ("apple/sub/a.MP4", 0),
+        ("zebra/1.mp4", 2),
+    ]
 
 
 def test_class_folders_errors(tmp_path: Path) -> None:
@@ -94,8 +111,11 @@ def test_label_map_file_and_errors(tmp_path: Path) -> None:
 def test_dataset_returns_error_items_instead_of_raising(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
-    samples = [VideoSample(str(GENERATED / "short_5f.mp4"), 4), VideoSample(str(bad), 1),
-               VideoSample(str(tmp_path / "missing.mp4"), None)]
+    samples = [
+        VideoSample(str(GENERATED / "short_5f.mp4"), 4),
+        VideoSample(str(bad), 1),
+        VideoSample(str(tmp_path / "missing.mp4"), None),
+    ]
     ds = TestViewsDataset(samples, Protocol(frames=4, size=32, clips=2, crops=3))
     assert len(ds) == 3
     good, broken, missing = ds[0], ds[1], ds[2]

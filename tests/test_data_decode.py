@@ -1,4 +1,5 @@
 """Decoding: frame numbering, selective decoding, and clear errors for videos that cannot be read."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -178,13 +179,18 @@ def test_a_phone_video_stored_sideways_is_read_upright(tmp_path, degrees):
     assert np.abs(got.astype(int) - upright[[0, 3]]).mean() < 3  # H.264 at crf 10
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg command line (apt-get install ffmpeg) is the "
-                                                           "oracle for rotated videos")
+@pytest.mark.skipif(
+    shutil.which("ffmpeg") is None,
+    reason="the ffmpeg command line (apt-get install ffmpeg) is the oracle for rotated videos",
+)
 def test_rotated_frames_equal_the_ffmpeg_command_lines(tmp_path):
     sideways = np.ascontiguousarray(np.rot90(portrait_frames(), 1, axes=(1, 2)))
     rotated = set_display_rotation(write_frames(tmp_path / "rotated.mp4", sideways), 90)
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(rotated), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(rotated), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     ours = read_frames(rotated, range(4))
     assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(ours.shape), ours)
 
@@ -192,9 +198,11 @@ def test_rotated_frames_equal_the_ffmpeg_command_lines(tmp_path):
 def test_test_views_of_a_rotated_video_are_upright(tmp_path):
     from uniformerv2 import Protocol
     from uniformerv2.data import read_test_views
+
     upright = portrait_frames(frames=8, height=64, width=32)
     rotated = set_display_rotation(
-        write_frames(tmp_path / "r.mp4", np.ascontiguousarray(np.rot90(upright, 1, axes=(1, 2)))), 90)
+        write_frames(tmp_path / "r.mp4", np.ascontiguousarray(np.rot90(upright, 1, axes=(1, 2)))), 90
+    )
     plain = write_frames(tmp_path / "u.mp4", upright)
     protocol = Protocol(frames=4, size=32, clips=1, crops=3)  # portrait: top, bottom, centre crops
     a, b = read_test_views(rotated, protocol).float(), read_test_views(plain, protocol).float()

@@ -1,8 +1,9 @@
 """View parity with MMAction2 1.2.0's test pipeline (golden fixtures in tests/fixtures/pipeline/, see its README)."""
+
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from helpers import FIXTURES, SHARED
 from uniformerv2 import Protocol
-from uniformerv2.data import (probe_num_frames, read_test_views, rescale_size, view_crop_boxes, uniform_sample)
+from uniformerv2.data import probe_num_frames, read_test_views, rescale_size, uniform_sample, view_crop_boxes
 
 PIPE = FIXTURES / "pipeline"
 VIDEOS = {
@@ -39,7 +40,7 @@ def _result(name: str, case: str) -> dict:
     return json.loads((PIPE / name / case / "result.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _views(name: str, clip_len: int, num_clips: int, num_crops: int) -> np.ndarray:
     return read_test_views(VIDEOS[name], Protocol(clip_len, 224, num_clips, num_crops)).numpy()
 

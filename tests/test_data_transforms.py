@@ -1,4 +1,5 @@
 """Temporal sampling and test-time transforms (the oracle comparisons are in test_data_parity.py)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +7,19 @@ import pytest
 import torch
 
 from uniformerv2 import Protocol
-from uniformerv2.data import (MEAN, STD, center_crop_box, normalize, original_test_sample, rescale_size,
-                              resize_short_side, three_crop_boxes, uniform_sample, views_from_frames)
-from uniformerv2.data.transforms import (center_crop_box_original, resize_short_side_original,
-                                         three_crop_boxes_original)
+from uniformerv2.data import (
+    MEAN,
+    STD,
+    center_crop_box,
+    normalize,
+    original_test_sample,
+    rescale_size,
+    resize_short_side,
+    three_crop_boxes,
+    uniform_sample,
+    views_from_frames,
+)
+from uniformerv2.data.transforms import center_crop_box_original, resize_short_side_original, three_crop_boxes_original
 
 # ------------------------------------------------------------------------------------------------- sampling
 
@@ -46,8 +56,10 @@ def test_uniform_sample_train_mode_is_seeded_and_within_segments() -> None:
 def test_original_test_sample_equals_mmaction2_except_for_clamping() -> None:
     for total in (1, 5, 37, 164, 280, 301):
         for clip_len, num_clips in ((8, 4), (16, 4), (32, 2)):
-            assert np.array_equal(original_test_sample(total, clip_len, num_clips),
-                                  uniform_sample(total, clip_len, num_clips, test_mode=True))
+            assert np.array_equal(
+                original_test_sample(total, clip_len, num_clips),
+                uniform_sample(total, clip_len, num_clips, test_mode=True),
+            )
     assert original_test_sample(100, 8, 1, max_frame=50).max() == 50
 
 
@@ -85,8 +97,13 @@ def test_resize_short_side_is_bilinear_without_antialiasing() -> None:
     for size in (40, 224):
         out = resize_short_side(frames, size).astype(np.int16)
         h, w = rescale_size(120, 90, size)
-        ref = torch.nn.functional.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2).float(), size=(h, w),
-                                              mode="bilinear", align_corners=False, antialias=False)
+        ref = torch.nn.functional.interpolate(
+            torch.from_numpy(frames).permute(0, 3, 1, 2).float(),
+            size=(h, w),
+            mode="bilinear",
+            align_corners=False,
+            antialias=False,
+        )
         ref = ref.round().permute(0, 2, 3, 1).numpy().astype(np.int16)
         assert np.abs(out - ref).max() <= 1
 

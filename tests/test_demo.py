@@ -1,4 +1,5 @@
 """The offline demo: its videos, the frame-shuffling control, and a shortened end-to-end run (seconds)."""
+
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ def _lit_row(frame):
     """The vertical third (0 top, 1 middle, 2 bottom) holding the brightest pixels of a frame."""
     rows = frame.astype(float).sum(axis=(1, 2))
     h = len(rows)
-    return int(np.argmax([rows[: h // 3].max(), rows[h // 3: 2 * h // 3].max(), rows[2 * h // 3:].max()]))
+    return int(np.argmax([rows[: h // 3].max(), rows[h // 3 : 2 * h // 3].max(), rows[2 * h // 3 :].max()]))
 
 
 @pytest.mark.parametrize("label", range(6))
@@ -58,8 +59,19 @@ def test_shuffle_frames_permutes_time_only():
 
 
 def test_short_demo_end_to_end(tmp_path, capsys):
-    cfg = DemoConfig(train_per_class=2, val_per_class=1, test_per_class=1, video_frames=10, height=24, width=32,
-                     epochs=1, batch_size=4, workers=0, clips=1, crops=3)
+    cfg = DemoConfig(
+        train_per_class=2,
+        val_per_class=1,
+        test_per_class=1,
+        video_frames=10,
+        height=24,
+        width=32,
+        epochs=1,
+        batch_size=4,
+        workers=0,
+        clips=1,
+        crops=3,
+    )
     m = run_demo(tmp_path / "run", cfg, progress=False)
     for key in ("top1", "chance", "top1_frames_shuffled", "seconds", "curves", "val_top1_per_epoch"):
         assert key in m

@@ -1,4 +1,5 @@
 """The one video writer (data.encode.VideoWriter): every video the library writes comes whole or not at all."""
+
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,5 @@
 """Multi-view evaluation and ``uniformerv2 test``, end to end on a small generated labelled set."""
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,11 @@ import pytest
 import torch
 
 from helpers import randomised, tiny_config
-from uniformerv2 import save_checkpoint
+from uniformerv2 import Protocol, save_checkpoint
 from uniformerv2.engine import distributed as D
-from uniformerv2 import Protocol
 from uniformerv2.engine.evaluate import EvalResult, evaluate
-from uniformerv2.engine.reports import read_dump, write_dump
 from uniformerv2.engine.metrics import compute_metrics
+from uniformerv2.engine.reports import read_dump, write_dump
 from uniformerv2.model import UniFormerV2
 
 av = pytest.importorskip("av")
@@ -65,19 +65,39 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _samples(labelled: dict) -> list:
     from uniformerv2.data import read_annotation_list
+
     return read_annotation_list(labelled["ann"], labelled["root"])
 
 
 def _cli(argv: list[str]) -> int:
     from uniformerv2 import cli
+
     return cli.main(argv)
 
 
 def test_end_to_end_pkl(labelled: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dump = tmp_path / "out" / "result.pkl"
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(labelled["ann"]),
-               "--data-root", str(labelled["root"]), "--views", "2x3", "--frames", "4", "--dump", str(dump),
-               "--workers", "1", "--batch-views", "12"])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--ann-file",
+            str(labelled["ann"]),
+            "--data-root",
+            str(labelled["root"]),
+            "--views",
+            "2x3",
+            "--frames",
+            "4",
+            "--dump",
+            str(dump),
+            "--workers",
+            "1",
+            "--batch-views",
+            "12",
+        ]
+    )
     out, err = capsys.readouterr()
     print(out, err)
     assert rc == 3  # finished, with some videos failed
@@ -101,13 +121,17 @@ def test_end_to_end_pkl(labelled: dict, tmp_path: Path, capsys: pytest.CaptureFi
         assert rec["pred_label"].item() == rec["pred_score"].argmax().item()
         assert torch.isclose(rec["pred_score"].sum(), torch.tensor(1.0), atol=1e-5)
         assert "corrupt" not in rec["filename"] and "empty" not in rec["filename"]
-    good_paths = [str(labelled["root"] / line.split()[0]) for line in labelled["lines"]
-                  if "corrupt" not in line and "empty" not in line]
+    good_paths = [
+        str(labelled["root"] / line.split()[0])
+        for line in labelled["lines"]
+        if "corrupt" not in line and "empty" not in line
+    ]
     assert [Path(r["filename"]) for r in records] == [Path(p) for p in good_paths]  # input order
 
     # metrics are over the good videos only, and equal those recomputed from the dump
-    recomputed = compute_metrics(torch.stack([r["pred_score"] for r in records]).numpy(),
-                                 np.array([r["gt_label"].item() for r in records]))
+    recomputed = compute_metrics(
+        torch.stack([r["pred_score"] for r in records]).numpy(), np.array([r["gt_label"].item() for r in records])
+    )
     summary = json.loads((dump.parent / "result_metrics.json").read_text())
     assert summary["metrics"] == pytest.approx(recomputed, abs=1e-12)
     for key, value in recomputed.items():
@@ -124,9 +148,28 @@ def test_end_to_end_pkl(labelled: dict, tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_end_to_end_json(labelled: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dump = tmp_path / "result.json"
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(labelled["ann"]),
-               "--data-root", str(labelled["root"]), "--views", "1x3", "--frames", "4", "--dump", str(dump),
-               "--workers", "0", "--no-progress", "--out-dir", str(tmp_path / "report")])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--ann-file",
+            str(labelled["ann"]),
+            "--data-root",
+            str(labelled["root"]),
+            "--views",
+            "1x3",
+            "--frames",
+            "4",
+            "--dump",
+            str(dump),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--out-dir",
+            str(tmp_path / "report"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 3, err  # finished, with some videos failed
     data = json.loads(dump.read_text())
@@ -149,15 +192,43 @@ def test_cli_errors(labelled: dict, tmp_path: Path, capsys: pytest.CaptureFixtur
     # every video bad: non-zero
     bad = tmp_path / "bad.txt"
     bad.write_text("class_0/corrupt.mp4 0\nclass_1/empty.mp4 1\n")
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(bad), "--data-root",
-               str(labelled["root"]), "--views", "1x1", "--frames", "4", "--workers", "0", "--no-progress"])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--ann-file",
+            str(bad),
+            "--data-root",
+            str(labelled["root"]),
+            "--views",
+            "1x1",
+            "--frames",
+            "4",
+            "--workers",
+            "0",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "no video could be decoded" in err
     # a label outside the model's classes
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("class_0/video_0.mp4 7\n")
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(wrong), "--data-root",
-               str(labelled["root"]), "--workers", "0", "--no-progress"])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--ann-file",
+            str(wrong),
+            "--data-root",
+            str(labelled["root"]),
+            "--workers",
+            "0",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and str(wrong) in err and "outside" in err
     with pytest.raises(SystemExit):
@@ -185,8 +256,16 @@ def test_compiled_network_scores_like_the_eager_one(labelled: dict) -> None:
 
 
 def test_write_dump_rejects_other_suffixes(tmp_path: Path) -> None:
-    result = EvalResult(indices=[], paths=[], labels=[], scores=torch.zeros(0, 3), failures=[], metrics={},
-                        num_videos=0, protocol=PROTOCOL)
+    result = EvalResult(
+        indices=[],
+        paths=[],
+        labels=[],
+        scores=torch.zeros(0, 3),
+        failures=[],
+        metrics={},
+        num_videos=0,
+        protocol=PROTOCOL,
+    )
     with pytest.raises(ValueError, match="must end in"):
         write_dump(tmp_path / "x.txt", result)
 
@@ -200,6 +279,7 @@ def test_shard_covers_every_item_once() -> None:
 
 
 # ------------------------------------------------------------------ two CPU processes with gloo
+
 
 class _CountingModel(torch.nn.Module):
     """Records the number of views of each forward pass."""
@@ -216,17 +296,28 @@ class _CountingModel(torch.nn.Module):
 
 
 def _worker(rank: int, world: int, port: int, ckpt: str, samples: list, out_dir: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     from uniformerv2 import create_model
+
     device = D.init_distributed("cpu")
     try:
         model = _CountingModel(create_model(checkpoint=ckpt))
         result = evaluate(model, samples, PROTOCOL, batch_views=6, progress=False, device=device)
         with open(os.path.join(out_dir, f"rank{rank}.pkl"), "wb") as f:
-            pickle.dump(dict(views=model.views, paths=result.paths, failures=result.failures,
-                             scores=result.scores, metrics=result.metrics, mine=D.shard_indices(len(samples))), f)
+            pickle.dump(
+                dict(
+                    views=model.views,
+                    paths=result.paths,
+                    failures=result.failures,
+                    scores=result.scores,
+                    metrics=result.metrics,
+                    mine=D.shard_indices(len(samples)),
+                ),
+                f,
+            )
     finally:
         D.destroy_distributed()
 
@@ -239,6 +330,7 @@ def _free_port() -> int:
 
 def test_distributed_two_processes(labelled: dict, tmp_path: Path) -> None:
     import torch.multiprocessing as mp
+
     samples = _samples(labelled)[:5]  # 4 good videos and the corrupt one: 5 % 2 != 0
     assert sum("corrupt" in s.path for s in samples) == 1
     mp.spawn(_worker, args=(2, _free_port(), str(labelled["ckpt"]), samples, str(tmp_path)), nprocs=2, join=True)
@@ -255,12 +347,21 @@ def test_distributed_two_processes(labelled: dict, tmp_path: Path) -> None:
 
 def test_many_classes_report(tmp_path: Path) -> None:
     from uniformerv2.engine.reports import format_per_class_table, write_confusion_png, write_per_class_csv
+
     gen = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 80, (300,), generator=gen).tolist()
     scores = torch.rand(300, 80, generator=gen).softmax(1)
-    result = EvalResult(indices=list(range(300)), paths=[f"v{i}.mp4" for i in range(300)], labels=labels,
-                        scores=scores, failures=[], metrics=compute_metrics(scores, labels), num_videos=300,
-                        class_names=[f"class {c}" for c in range(80)], protocol=PROTOCOL)
+    result = EvalResult(
+        indices=list(range(300)),
+        paths=[f"v{i}.mp4" for i in range(300)],
+        labels=labels,
+        scores=scores,
+        failures=[],
+        metrics=compute_metrics(scores, labels),
+        num_videos=300,
+        class_names=[f"class {c}" for c in range(80)],
+        protocol=PROTOCOL,
+    )
     table = format_per_class_table(result)
     assert len(table.splitlines()) == 2 + 50 + 1 and "lowest accuracy" in table
     assert write_confusion_png(tmp_path / "c.png", result).read_bytes()[:4] == b"\x89PNG"
@@ -269,8 +370,24 @@ def test_many_classes_report(tmp_path: Path) -> None:
 
 def test_folder_layout(labelled: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dump = tmp_path / "folder.json"
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--folder", str(labelled["root"]), "--views", "1x1",
-               "--frames", "4", "--dump", str(dump), "--workers", "0", "--no-progress"])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--folder",
+            str(labelled["root"]),
+            "--views",
+            "1x1",
+            "--frames",
+            "4",
+            "--dump",
+            str(dump),
+            "--workers",
+            "0",
+            "--no-progress",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 3, err  # the folder holds the two broken videos too
     data = json.loads(dump.read_text())
@@ -283,14 +400,47 @@ def test_torchrun_cli(labelled: dict, tmp_path: Path) -> None:
     """`torchrun --nproc-per-node 2 -m uniformerv2.cli test ...` on CPU (gloo) gives the single-process result."""
     import subprocess
     import sys
+
     dump = tmp_path / "ddp.json"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "uniformerv2.cli", "test", "--checkpoint",
-           str(labelled["ckpt"]), "--ann-file", str(labelled["ann"]), "--data-root", str(labelled["root"]),
-           "--views", "2x3", "--frames", "4", "--dump", str(dump), "--workers", "0", "--device", "cpu",
-           "--dtype", "float32"]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "uniformerv2.cli",
+        "test",
+        "--checkpoint",
+        str(labelled["ckpt"]),
+        "--ann-file",
+        str(labelled["ann"]),
+        "--data-root",
+        str(labelled["root"]),
+        "--views",
+        "2x3",
+        "--frames",
+        "4",
+        "--dump",
+        str(dump),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]  # under torchrun a partial result exits 0 (rank 0 lists it)
     assert proc.stdout.count("scored 6 of 8 videos (2 failed)") == 1  # rank 0 reports, once
@@ -306,7 +456,9 @@ def test_torchrun_cli(labelled: dict, tmp_path: Path) -> None:
 
 def test_protocol_and_labels_from_the_preset() -> None:
     import torch
+
     from uniformerv2 import create_model
+
     name = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
     with torch.device("meta"):
         model = create_model(name)
@@ -314,7 +466,8 @@ def test_protocol_and_labels_from_the_preset() -> None:
     assert pretrained.protocol == Protocol(frames=8, size=224, clips=4, crops=3, sampling="mmaction2")
     assert len(pretrained.class_names) == 400 and pretrained.preset == name
     assert pretrained.protocol.replace(clips=2, crops=1, frames=16) == Protocol(
-        frames=16, size=224, clips=2, crops=1, sampling="mmaction2")
+        frames=16, size=224, clips=2, crops=1, sampling="mmaction2"
+    )
 
 
 def _mixed_list(labelled: dict, tmp_path: Path) -> Path:
@@ -326,16 +479,44 @@ def _mixed_list(labelled: dict, tmp_path: Path) -> Path:
 
 
 def test_a_list_mixing_labelled_and_unlabelled_lines_is_an_error_naming_them(labelled, tmp_path, capsys):
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(_mixed_list(labelled, tmp_path)),
-               "--data-root", str(labelled["root"]), "--workers", "0", "--no-progress", "--views", "1x1"])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--ann-file",
+            str(_mixed_list(labelled, tmp_path)),
+            "--data-root",
+            str(labelled["root"]),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--views",
+            "1x1",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "1 of 6 videos have no label: line 4 (" in err and "--labelled-only" in err
 
 
 def test_labelled_only_computes_the_metrics_over_the_labelled_lines(labelled, tmp_path, capsys):
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(_mixed_list(labelled, tmp_path)),
-               "--data-root", str(labelled["root"]), "--workers", "0", "--no-progress", "--views", "1x1",
-               "--labelled-only"])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--ann-file",
+            str(_mixed_list(labelled, tmp_path)),
+            "--data-root",
+            str(labelled["root"]),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--views",
+            "1x1",
+            "--labelled-only",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0 and "scored 5 of 5 videos" in out and "acc/top1" in out and "--labelled-only" in err
 
@@ -343,8 +524,20 @@ def test_labelled_only_computes_the_metrics_over_the_labelled_lines(labelled, tm
 def test_every_out_of_range_label_is_reported_with_its_line(labelled, tmp_path, capsys):
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("class_0/video_0.mp4 7\nclass_1/video_1.mp4 1\nclass_0/video_2.mp4 9\n")
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(wrong), "--data-root",
-               str(labelled["root"]), "--workers", "0", "--no-progress"])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--ann-file",
+            str(wrong),
+            "--data-root",
+            str(labelled["root"]),
+            "--workers",
+            "0",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "2 labels outside the model's 5 classes" in err
     assert "line 1: label 7" in err and "line 3: label 9" in err
@@ -357,9 +550,26 @@ def test_test_notices_labels_in_another_order_than_the_models_classes(labelled, 
     permutation = [3, 4, 0, 1, 2]  # what a list written in another class order looks like
     permuted = tmp_path / "permuted.txt"
     permuted.write_text("".join(f"{line.split()[0]} {permutation[p]}\n" for line, p in zip(good, predicted)))
-    rc = _cli(["test", "--checkpoint", str(labelled["ckpt"]), "--ann-file", str(permuted), "--data-root",
-               str(labelled["root"]), "--workers", "0", "--no-progress", "--views", "2x3", "--frames", "4",
-               "--dtype", "float32"])
+    rc = _cli(
+        [
+            "test",
+            "--checkpoint",
+            str(labelled["ckpt"]),
+            "--ann-file",
+            str(permuted),
+            "--data-root",
+            str(labelled["root"]),
+            "--workers",
+            "0",
+            "--no-progress",
+            "--views",
+            "2x3",
+            "--frames",
+            "4",
+            "--dtype",
+            "float32",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0 and "acc/top1: 0.0000" in out
     assert "would give 1.000" in err and "--labels" in err

@@ -1,5 +1,6 @@
 """`explain`: Grad-CAM and global-block attention maps that leave the model's output alone, drawn back onto the
 video."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,6 +75,7 @@ def test_the_overlay_lies_on_the_crop_of_the_view(tmp_path):
     ex = clf.explain(video, method="gradcam")
     assert ex.crop_box == (0, 16, 32, 48) and ex.frames.shape == (4, 32, 32, 3)
     from uniformerv2.explain import write_overlay_video
+
     drawn = read_frames(write_overlay_video(ex, "gradcam", tmp_path / "o.mp4"), [0]).astype(int)
     plain = read_frames(video, [0]).astype(int)
     outside = np.abs(drawn - plain)[:, list(range(0, 12)) + list(range(52, 64))].mean()
@@ -84,15 +86,33 @@ def test_the_overlay_lies_on_the_crop_of_the_view(tmp_path):
 def test_an_unknown_class_name_is_one_error_with_suggestions(tmp_path, capsys):
     ckpt = save_checkpoint(_model(), tmp_path / "tiny.safetensors")
     (tmp_path / "names.txt").write_text("run\njump\nswim\nclimb\ndance\n")
-    assert main(["explain", str(DEMO), "--checkpoint", str(ckpt), "--labels", str(tmp_path / "names.txt"),
-                 "--class", "jumping", "--out-dir", str(tmp_path / "o")]) == 1
+    assert (
+        main(
+            [
+                "explain",
+                str(DEMO),
+                "--checkpoint",
+                str(ckpt),
+                "--labels",
+                str(tmp_path / "names.txt"),
+                "--class",
+                "jumping",
+                "--out-dir",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
     assert "--class 'jumping' is not a class of the model; closest: 'jump'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--block", "9"], "--block 9: the model has local blocks 0..2"),
-    (["--method", "saliency"], "invalid choice: 'saliency'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--block", "9"], "--block 9: the model has local blocks 0..2"),
+        (["--method", "saliency"], "invalid choice: 'saliency'"),
+    ],
+)
 def test_bad_explain_options_are_one_line(tmp_path, capsys, argv, message):
     ckpt = save_checkpoint(_model(), tmp_path / "tiny.safetensors")
     try:

@@ -1,15 +1,15 @@
 """Deployment: ONNX Runtime and torch.export give the PyTorch logits, with a dynamic batch."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from uniformerv2.cli import main
+from helpers import randomised, tiny_config
 from uniformerv2.checkpoint import save_checkpoint
+from uniformerv2.cli import main
 from uniformerv2.export import export_onnx, export_program, onnxruntime_max_abs_diff
 from uniformerv2.model import UniFormerV2
-
-from helpers import randomised, tiny_config
 
 pytest.importorskip("onnxruntime")
 

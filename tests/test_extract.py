@@ -1,4 +1,5 @@
 """`uniformerv2 extract` and the feature API: kinds, MMAction2 parity, windows, resume after a kill, torchrun."""
+
 from __future__ import annotations
 
 import ast
@@ -28,9 +29,21 @@ GOLDEN = FIXTURES / "extract"
 VIDEOS = SHARED / "data" / "videos"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 # the architecture of the golden checkpoint (tests/fixtures/extract/README.md), as --set overrides
-GOLDEN_SET = ["width=32", "layers=3", "heads=2", "n_dim=32", "n_head=2", "return_list=[1,2]", "n_layers=2",
-              "mlp_dropout=[0.5,0.5]", "input_resolution=64", "patch_size=16", "t_size=8", "no_lmhra=False",
-              "double_lmhra=True"]
+GOLDEN_SET = [
+    "width=32",
+    "layers=3",
+    "heads=2",
+    "n_dim=32",
+    "n_head=2",
+    "return_list=[1,2]",
+    "n_layers=2",
+    "mlp_dropout=[0.5,0.5]",
+    "input_resolution=64",
+    "patch_size=16",
+    "t_size=8",
+    "no_lmhra=False",
+    "double_lmhra=True",
+]
 GOLDEN_PRESET = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
 
 
@@ -43,6 +56,7 @@ def _journal_done(out: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------- shared data
+
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict:
@@ -68,9 +82,25 @@ def corpus(tmp_path_factory) -> dict:
 
 
 def _cli_args(corpus: dict, out: Path, *extra: str) -> list[str]:
-    return ["extract", "--ann-file", str(corpus["ann"]), "--data-root", str(corpus["root"]), "--out-dir", str(out),
-            "--checkpoint", str(corpus["ckpt"]), "--dtype", "float32", "--workers", "0", "--no-progress",
-            "--views", "2x3", *extra]
+    return [
+        "extract",
+        "--ann-file",
+        str(corpus["ann"]),
+        "--data-root",
+        str(corpus["root"]),
+        "--out-dir",
+        str(out),
+        "--checkpoint",
+        str(corpus["ckpt"]),
+        "--dtype",
+        "float32",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--views",
+        "2x3",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +112,7 @@ def reference(corpus, tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------- the model
+
 
 def test_feature_kinds_shapes_and_how_they_make_the_pooled_feature(tiny_model, video):
     with torch.no_grad():
@@ -126,13 +157,33 @@ def test_video_classifier_features_average_the_test_views(tiny_model):
 
 # ------------------------------------------------------------------------------------- parity with MMAction2
 
+
 def test_video_mode_equals_mmaction2_clip_feature_extraction(tmp_path, capsys):
     """The golden vectors are MMAction2 1.2.0's tools/misc/clip_feature_extraction.py output (fixture README)."""
     names = (GOLDEN / "videos.txt").read_text().split()
     out = tmp_path / "feats"
-    code = main(["extract", "--ann-file", str(GOLDEN / "videos.txt"), "--data-root", str(VIDEOS), "--out-dir",
-                 str(out), "--model", GOLDEN_PRESET, "--checkpoint", str(GOLDEN / "checkpoint.pth"), "--set",
-                 *GOLDEN_SET, "--dtype", "float32", "--workers", "1", "--no-progress"])
+    code = main(
+        [
+            "extract",
+            "--ann-file",
+            str(GOLDEN / "videos.txt"),
+            "--data-root",
+            str(VIDEOS),
+            "--out-dir",
+            str(out),
+            "--model",
+            GOLDEN_PRESET,
+            "--checkpoint",
+            str(GOLDEN / "checkpoint.pth"),
+            "--set",
+            *GOLDEN_SET,
+            "--dtype",
+            "float32",
+            "--workers",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["protocol"] == Protocol(8, 64, clips=4, crops=3).to_dict()  # the config's 4x3
@@ -142,13 +193,17 @@ def test_video_mode_equals_mmaction2_clip_feature_extraction(tmp_path, capsys):
         assert ours.shape == golden.shape == (32,) and ours.dtype == np.float32
         np.testing.assert_allclose(ours, golden, rtol=0, atol=1e-4)
     # the tolerance is far below what a wrong view set would change: one centre clip moves the vector by > 1e-2
-    model = create_model(GOLDEN_PRESET, checkpoint=GOLDEN / "checkpoint.pth",
-                         **{k: ast.literal_eval(v) for k, v in (s.split("=") for s in GOLDEN_SET)})
+    model = create_model(
+        GOLDEN_PRESET,
+        checkpoint=GOLDEN / "checkpoint.pth",
+        **{k: ast.literal_eval(v) for k, v in (s.split("=") for s in GOLDEN_SET)},
+    )
     one = VideoClassifier(model, Protocol(8, 64, clips=1, crops=1)).features(VIDEOS / names[0]).numpy()
     assert np.abs(one - np.load(GOLDEN / f"{names[0]}.npy")).max() > 1e-2
 
 
 # -------------------------------------------------------------------------------------------------- windows
+
 
 def test_windows_in_frames_are_exactly_as_documented():
     times = np.arange(40) / 10  # 40 frames at 10 fps
@@ -199,9 +254,34 @@ def test_window_lengths_are_durations():
 def test_windows_cli_writes_one_row_per_window_from_the_documented_frames(corpus, tmp_path):
     video = corpus["root"] / "b" / "clip7.mp4"  # 33 frames at 10 fps
     out = tmp_path / "win"
-    assert main(["extract", str(video), "--out-dir", str(out), "--checkpoint", str(corpus["ckpt"]), "--mode",
-                 "windows", "--window", "16f", "--stride", "4f", "--crops", "3", "--dtype", "float32", "--workers",
-                 "1", "--no-progress", "--batch-views", "7"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                str(video),
+                "--out-dir",
+                str(out),
+                "--checkpoint",
+                str(corpus["ckpt"]),
+                "--mode",
+                "windows",
+                "--window",
+                "16f",
+                "--stride",
+                "4f",
+                "--crops",
+                "3",
+                "--dtype",
+                "float32",
+                "--workers",
+                "1",
+                "--no-progress",
+                "--batch-views",
+                "7",
+            ]
+        )
+        == 0
+    )
     feats = np.load(out / "clip7.npy")
     rows = list(csv.DictReader(open(out / "clip7.windows.csv")))
     assert feats.shape == (5, 32) and len(rows) == 5  # starts 0, 4, 8, 12, 16 (16 + 16 <= 33)
@@ -215,22 +295,54 @@ def test_windows_cli_writes_one_row_per_window_from_the_documented_frames(corpus
     with torch.no_grad():
         for w, idx in enumerate(indices):
             views = views_from_frames(read_frames(video, idx), Protocol(4, 32, clips=1, crops=3))
-            np.testing.assert_allclose(feats[w], model.forward_features(normalize(views)).mean(0).numpy(),
-                                       atol=2e-6)
+            np.testing.assert_allclose(feats[w], model.forward_features(normalize(views)).mean(0).numpy(), atol=2e-6)
     row = json.loads((out / "manifest.json").read_text())["videos"][0]
-    assert (row["num_windows"], row["window_frames"], row["stride_frames"], row["fps"], row["frames"]) == \
-        (5, 16, 4, 10, 33)
+    assert (row["num_windows"], row["window_frames"], row["stride_frames"], row["fps"], row["frames"]) == (
+        5,
+        16,
+        4,
+        10,
+        33,
+    )
     assert (row["feat_stride"], row["num_frames"], row["default_fps"]) == (4, 16, 10)
     assert row["window_s"] == pytest.approx(1.6) and row["duration_s"] == pytest.approx(3.3)
 
 
 def test_safetensors_output_carries_the_windows(corpus, tmp_path):
     from safetensors.numpy import load_file
+
     video = corpus["root"] / "a" / "clip2.mp4"  # 18 frames
     out = tmp_path / "st"
-    assert main(["extract", str(video), "--out-dir", str(out), "--checkpoint", str(corpus["ckpt"]), "--mode",
-                 "windows", "--window", "8f", "--stride", "2f", "--fps", "5", "--kind", "frame-cls", "--format",
-                 "safetensors", "--dtype", "float32", "--workers", "0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                str(video),
+                "--out-dir",
+                str(out),
+                "--checkpoint",
+                str(corpus["ckpt"]),
+                "--mode",
+                "windows",
+                "--window",
+                "8f",
+                "--stride",
+                "2f",
+                "--fps",
+                "5",
+                "--kind",
+                "frame-cls",
+                "--format",
+                "safetensors",
+                "--dtype",
+                "float32",
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     data = load_file(out / "clip2.safetensors")
     assert data["features"].shape == (1, 4, 32)  # 9 frames at 5 fps: one window of 8; [windows, T, C]
     assert data["start_s"].tolist() == [0.0] and data["end_s"].tolist() == pytest.approx([1.6])
@@ -239,19 +351,38 @@ def test_safetensors_output_carries_the_windows(corpus, tmp_path):
 
 def test_a_bare_window_is_seconds_with_a_note_and_the_manifest_records_the_unit(corpus, tmp_path, capsys):
     video = corpus["root"] / "a" / "clip2.mp4"  # 18 frames at 10 fps
-    args = ["extract", str(video), "--checkpoint", str(corpus["ckpt"]), "--mode", "windows", "--dtype", "float32",
-            "--workers", "0", "--no-progress"]
+    args = [
+        "extract",
+        str(video),
+        "--checkpoint",
+        str(corpus["ckpt"]),
+        "--mode",
+        "windows",
+        "--dtype",
+        "float32",
+        "--workers",
+        "0",
+        "--no-progress",
+    ]
     assert main([*args, "--out-dir", str(tmp_path / "s"), "--window", "0.8", "--stride", "0.4", "--cover-end"]) == 0
     err = capsys.readouterr().err
-    assert "note: --window 0.8 is 0.8 seconds (a bare number is seconds in every command); write a whole number " \
-           "of frames with f (16f) for frames" in err and "note: --stride 0.4 is 0.4 seconds" in err
+    assert (
+        "note: --window 0.8 is 0.8 seconds (a bare number is seconds in every command); write a whole number "
+        "of frames with f (16f) for frames"
+        in err
+        and "note: --stride 0.4 is 0.4 seconds" in err
+    )
     assert main([*args, "--out-dir", str(tmp_path / "f"), "--window", "8f", "--stride", "4f", "--align-end"]) == 0
     assert "note:" not in capsys.readouterr().err
     seconds, frames = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("s", "f"))
-    assert seconds["settings"]["windows"] == {"window": "0.8s", "stride": "0.4s", "fps": None, "crops": 1,
-                                              "align_end": True}
-    assert frames["settings"]["windows"] == {"window": "8f", "stride": "4f", "fps": None, "crops": 1,
-                                             "align_end": True}
+    assert seconds["settings"]["windows"] == {
+        "window": "0.8s",
+        "stride": "0.4s",
+        "fps": None,
+        "crops": 1,
+        "align_end": True,
+    }
+    assert frames["settings"]["windows"] == {"window": "8f", "stride": "4f", "fps": None, "crops": 1, "align_end": True}
     # 0.8 s and 0.4 s at 10 fps are 8 and 4 frames: the same windows, the last one ending with the video
     rows = [list(csv.DictReader(open(tmp_path / d / "clip2.windows.csv"))) for d in ("s", "f")]
     assert [r["frames"] for r in rows[0]] == [r["frames"] for r in rows[1]]
@@ -265,8 +396,23 @@ def test_a_bare_window_is_seconds_with_a_note_and_the_manifest_records_the_unit(
 
 def test_a_journal_written_before_align_end_and_16f_still_resumes(corpus, tmp_path, capsys):
     video = corpus["root"] / "a" / "clip2.mp4"
-    args = ["extract", str(video), "--out-dir", str(tmp_path), "--checkpoint", str(corpus["ckpt"]), "--mode",
-            "windows", "--window", "8f", "--dtype", "float32", "--workers", "0", "--no-progress"]
+    args = [
+        "extract",
+        str(video),
+        "--out-dir",
+        str(tmp_path),
+        "--checkpoint",
+        str(corpus["ckpt"]),
+        "--mode",
+        "windows",
+        "--window",
+        "8f",
+        "--dtype",
+        "float32",
+        "--workers",
+        "0",
+        "--no-progress",
+    ]
     assert main([*args, "--stride", "4f"]) == 0
     log = tmp_path / "manifest.log.jsonl"
     entries = [json.loads(line) for line in log.read_text().splitlines()]
@@ -282,6 +428,7 @@ def test_a_journal_written_before_align_end_and_16f_still_resumes(corpus, tmp_pa
 
 
 # ----------------------------------------------------------------------------------- manifest and failures
+
 
 def test_manifest_lists_every_video_and_the_failures_with_their_reason(corpus, reference, capsys):
     manifest = json.loads((reference / "manifest.json").read_text())
@@ -299,8 +446,7 @@ def test_manifest_lists_every_video_and_the_failures_with_their_reason(corpus, r
         assert [r["status"] for r in csv.DictReader(f)] == [r["status"] for r in rows]
 
 
-def test_rerun_skips_finished_videos_retries_failures_and_refuses_other_settings(corpus, reference, tmp_path,
-                                                                                capsys):
+def test_rerun_skips_finished_videos_retries_failures_and_refuses_other_settings(corpus, reference, tmp_path, capsys):
     out = tmp_path / "again"
     assert main(_cli_args(corpus, out)) == 3
     err = capsys.readouterr().err
@@ -310,8 +456,9 @@ def test_rerun_skips_finished_videos_retries_failures_and_refuses_other_settings
     assert "extracted 0 of 10 videos, 8 already done, 2 failed" in captured.out
     assert len(_journal_done(out)) == 8
     for rel in corpus["lines"][:3]:
-        np.testing.assert_allclose(np.load(out / Path(rel).with_suffix(".npy")),
-                                   np.load(reference / Path(rel).with_suffix(".npy")), atol=1e-6)
+        np.testing.assert_allclose(
+            np.load(out / Path(rel).with_suffix(".npy")), np.load(reference / Path(rel).with_suffix(".npy")), atol=1e-6
+        )
     assert main(_cli_args(corpus, out, "--kind", "video-token")) == 1
     assert "other settings (kind: 'pooled' there, 'video-token' now)" in capsys.readouterr().err
     assert main(_cli_args(corpus, out, "--kind", "video-token", "--overwrite")) == 3
@@ -323,8 +470,10 @@ def test_rerun_skips_finished_videos_retries_failures_and_refuses_other_settings
 
 
 def test_output_names_follow_relative_paths_and_keep_the_extension_only_on_a_clash(tmp_path):
-    jobs = assign_outputs([VideoJob(0, "/v/x/a.mp4", "x/a.mp4"), VideoJob(1, "/v/x/a.avi", "x/a.avi"),
-                           VideoJob(2, "/v/b.mkv", "b.mkv")], "npy")
+    jobs = assign_outputs(
+        [VideoJob(0, "/v/x/a.mp4", "x/a.mp4"), VideoJob(1, "/v/x/a.avi", "x/a.avi"), VideoJob(2, "/v/b.mkv", "b.mkv")],
+        "npy",
+    )
     assert [j.output for j in jobs] == ["x/a.mp4.npy", "x/a.avi.npy", "b.npy"]
     for name in ("x/one.mp4", "x/deep/two.mp4"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -337,22 +486,38 @@ def test_output_names_follow_relative_paths_and_keep_the_extension_only_on_a_cla
 
 def test_find_videos_names_each_video_relative_to_what_named_it(tmp_path):
     from uniformerv2.data import InputVideo, expand_inputs, find_videos
+
     for name in ("x/one.mp4", "x/deep/two.mp4", "x/notes.txt", "solo.avi"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "empty").mkdir()
     (tmp_path / "list.txt").write_text("x/one.mp4 0\nsolo.avi 1\n")
-    items = [str(tmp_path / "x"), str(tmp_path / "x" / "**" / "*.mp4"), str(tmp_path / "solo.avi"),
-             str(tmp_path / "empty"), str(tmp_path / "none*.mp4")]
+    items = [
+        str(tmp_path / "x"),
+        str(tmp_path / "x" / "**" / "*.mp4"),
+        str(tmp_path / "solo.avi"),
+        str(tmp_path / "empty"),
+        str(tmp_path / "none*.mp4"),
+    ]
     found = find_videos(items, ann_file=tmp_path / "list.txt", data_root=tmp_path)
-    assert [v.rel for v in found] == ["x/one.mp4", "solo.avi", "deep/two.mp4", "one.mp4", "deep/two.mp4", "one.mp4",
-                                      "solo.avi", str(tmp_path / "empty"), "none*.mp4"]
+    assert [v.rel for v in found] == [
+        "x/one.mp4",
+        "solo.avi",
+        "deep/two.mp4",
+        "one.mp4",
+        "deep/two.mp4",
+        "one.mp4",
+        "solo.avi",
+        str(tmp_path / "empty"),
+        "none*.mp4",
+    ]
     assert found[0] == InputVideo(str(tmp_path / "x/one.mp4"), "x/one.mp4")
     assert found[-2].path == str(tmp_path / "empty") and found[-1].path == str(tmp_path / "none*.mp4")  # reported
     assert expand_inputs(items) == [v.path for v in found[2:]]
 
 
 # ---------------------------------------------------------------------------------------- kill and resume
+
 
 def test_a_run_killed_part_way_resumes_without_redoing_finished_videos(corpus, reference, tmp_path):
     out = tmp_path / "killed"
@@ -388,6 +553,7 @@ def test_a_run_killed_part_way_resumes_without_redoing_finished_videos(corpus, r
 
 # ------------------------------------------------------------------------------------------------- torchrun
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -396,6 +562,7 @@ def _free_port() -> int:
 
 def test_main_process_first_is_a_plain_block_in_one_process():
     from uniformerv2.engine.distributed import main_process_first
+
     ran = []
     with main_process_first():
         ran.append(1)
@@ -406,8 +573,22 @@ def test_main_process_first_is_a_plain_block_in_one_process():
 
 def test_torchrun_processes_take_disjoint_shares_and_give_the_single_process_files(corpus, reference, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "uniformerv2.cli", *_cli_args(corpus, out), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "uniformerv2.cli",
+        *_cli_args(corpus, out),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]  # under torchrun a partial result exits 0
     assert proc.stdout.count("extracted 8 of 10 videos, 2 failed") == 1  # rank 0 reports, once
@@ -417,9 +598,9 @@ def test_torchrun_processes_take_disjoint_shares_and_give_the_single_process_fil
     assert sorted(r["video"] for r in records) == sorted(corpus["lines"])  # each video once, by one process
     ours = json.loads((out / "manifest.json").read_text())["videos"]
     single = json.loads((reference / "manifest.json").read_text())["videos"]
-    assert [(r["video"], r["status"], r["output"]) for r in ours] == \
-        [(r["video"], r["status"], r["output"]) for r in single]
+    assert [(r["video"], r["status"], r["output"]) for r in ours] == [
+        (r["video"], r["status"], r["output"]) for r in single
+    ]
     for r in single:
         if r["status"] == "ok":
-            np.testing.assert_allclose(np.load(out / r["output"]), np.load(reference / r["output"]), rtol=0,
-                                       atol=1e-6)
+            np.testing.assert_allclose(np.load(out / r["output"]), np.load(reference / r["output"]), rtol=0, atol=1e-6)

@@ -1,4 +1,5 @@
 """create_model as a user calls it: presets, overrides, pretrained downloads, checkpoints; FLOPs per view."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,11 +8,10 @@ import pytest
 import torch
 
 import uniformerv2
+from helpers import openmmlab_name, randomised, tiny_config
 from uniformerv2 import factory, zoo
 from uniformerv2.checkpoint import save_checkpoint
 from uniformerv2.hub import DownloadError
-
-from helpers import openmmlab_name, randomised, tiny_config
 
 B16 = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
 
@@ -25,6 +25,7 @@ def tiny_preset(monkeypatch, tmp_path):
         preset = dataclasses.replace(original, config=tiny_config(num_classes=400), url=url)
         monkeypatch.setattr(factory, "get_preset", lambda name: preset if name == B16 else zoo.get_preset(name))
         return preset
+
     return install
 
 

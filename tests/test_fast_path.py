@@ -1,16 +1,16 @@
 """The fast inference path: bf16 autocast, torch.compile, channels-last, int8 quantisation, the inference-only
 routes (absorbed cross-attention, BatchNorm folded into the local MHRA's first convolution)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from uniformerv2.errors import UniFormerV2Error
-from uniformerv2.precision import native_bf16
-from uniformerv2.model import Attention, GlobalUniBlock, LocalMHRA, LocalUniBlock, UniFormerV2
-from uniformerv2.quantize import LinearInProjAttention, quantize_dynamic_int8
-
 from helpers import randomised, tiny_config
+from uniformerv2.errors import UniFormerV2Error
+from uniformerv2.model import Attention, GlobalUniBlock, LocalMHRA, LocalUniBlock, UniFormerV2
+from uniformerv2.precision import native_bf16
+from uniformerv2.quantize import LinearInProjAttention, quantize_dynamic_int8
 
 
 def _model(**overrides) -> UniFormerV2:
@@ -35,8 +35,11 @@ def test_bf16_autocast_keeps_the_residual_stream_and_every_layer_norm_in_fp32(vi
     # promotes), so every norm normalises fp32 tokens. Softmax runs inside SDPA with fp32 accumulation.
     model = _model()
     seen = []
-    hooks = [m.register_forward_hook(lambda m, inp, out: seen.append((inp[0].dtype, out.dtype)))
-             for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    hooks = [
+        m.register_forward_hook(lambda m, inp, out: seen.append((inp[0].dtype, out.dtype)))
+        for m in model.modules()
+        if isinstance(m, torch.nn.LayerNorm)
+    ]
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         model(video)
     for h in hooks:
@@ -153,16 +156,29 @@ def test_int8_quantisation_returns_an_eval_model(inplace):
 
 def _op_names(fn, *inputs) -> set[str]:
     from torch.profiler import profile
+
     with profile() as prof:
         fn(*inputs)
     return {e.key for e in prof.key_averages()}
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=pytest.mark.skipif(
-    not native_bf16("cpu"), reason="this CPU emulates bf16 (no AVX512_BF16/AMX): oneDNN does not prepack bf16 "
-                                   "linear layers here, and --dtype auto runs float32"))])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.float32,
+        pytest.param(
+            torch.bfloat16,
+            marks=pytest.mark.skipif(
+                not native_bf16("cpu"),
+                reason="this CPU emulates bf16 (no AVX512_BF16/AMX): oneDNN does not prepack bf16 "
+                "linear layers here, and --dtype auto runs float32",
+            ),
+        ),
+    ],
+)
 def test_compile_for_inference_runs_prepacked_linear_layers_and_keeps_the_logits(video, dtype):
     from uniformerv2.precision import compile_for_inference
+
     torch._dynamo.reset()
     model = _model()
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
@@ -180,6 +196,7 @@ def test_compile_for_inference_runs_prepacked_linear_layers_and_keeps_the_logits
 
 def test_inference_autocast_accepts_names_and_refuses_unknown_dtypes():
     from uniformerv2.precision import autocast_dtype
+
     assert autocast_dtype("bf16") is torch.bfloat16 and autocast_dtype("float32") is None
     assert autocast_dtype(torch.float32) is None and autocast_dtype(None) is None
     with pytest.raises(ValueError, match="int8"):
@@ -188,6 +205,7 @@ def test_inference_autocast_accepts_names_and_refuses_unknown_dtypes():
 
 def test_compile_for_inference_without_a_cpp_compiler_says_so_before_compiling(monkeypatch, tmp_path):
     from uniformerv2.precision import compile_for_inference
+
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no g++, c++ or clang++
     monkeypatch.delenv("CXX", raising=False)
     with pytest.raises(UniFormerV2Error, match="needs a C.. compiler.*without --compile"):

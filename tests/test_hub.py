@@ -1,4 +1,5 @@
 """Tests of uniformerv2.hub against a real HTTP server on 127.0.0.1 serving files from a tmp dir."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from uniformerv2 import hub
-
 from helpers import openmmlab_name
+from uniformerv2 import hub
 
 
 def serve(server, data: bytes) -> str:

@@ -1,5 +1,6 @@
 """`live`: decisions on a stream at real speed that follow the action, with bounded lag, skipping rather than
 queueing when the model is slow, and a dropped stream reported, never a hang."""
+
 from __future__ import annotations
 
 import json
@@ -38,18 +39,46 @@ def model_and_video(tmp_path_factory):
             lines.append(f"{k}_{label}.mp4 {label}")
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     (root / "labels.txt").write_text("dark\nbright\n")
-    cfg = train_config(root, root / "work", num_classes=2, epochs=4, batch_size=8, lr=3e-3, randaug=False,
-                       frames=4, labels=str(root / "labels.txt"), check_videos=False)
+    cfg = train_config(
+        root,
+        root / "work",
+        num_classes=2,
+        epochs=4,
+        batch_size=8,
+        lr=3e-3,
+        randaug=False,
+        frames=4,
+        labels=str(root / "labels.txt"),
+        check_videos=False,
+    )
     result = Trainer(cfg).fit()
-    video = write_frames(root / "changing.mp4", np.concatenate([_clip(False, 3 * FPS, 1), _clip(True, 3 * FPS, 2)]),
-                         fps=FPS)
+    video = write_frames(
+        root / "changing.mp4", np.concatenate([_clip(False, 3 * FPS, 1), _clip(True, 3 * FPS, 2)]), fps=FPS
+    )
     return result.model_path, video
 
 
 def test_decisions_follow_the_action_within_one_window_and_the_lag_stays_bounded(model_and_video, capsys):
     model_path, video = model_and_video
-    assert main(["live", str(video), "--checkpoint", str(model_path), "--realtime", "--json", "--window", "1s",
-                 "--every", "0.25s", "--dtype", "float32"]) == 0
+    assert (
+        main(
+            [
+                "live",
+                str(video),
+                "--checkpoint",
+                str(model_path),
+                "--realtime",
+                "--json",
+                "--window",
+                "1s",
+                "--every",
+                "0.25s",
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
     decisions = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(decisions) >= 8  # 24 ticks; a busy machine skips some
     top = [(d["stream_time"], d["top"][0]["label"]) for d in decisions]
@@ -75,27 +104,75 @@ def test_a_refused_stream_is_reconnected_then_given_up_with_one_error(model_and_
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: connections are refused
     started = time.monotonic()
-    assert main(["live", f"http://127.0.0.1:{port}/cam.mp4", "--checkpoint", str(model_path), "--stall", "1s",
-                 "--reconnects", "2"]) == 1
+    assert (
+        main(
+            [
+                "live",
+                f"http://127.0.0.1:{port}/cam.mp4",
+                "--checkpoint",
+                str(model_path),
+                "--stall",
+                "1s",
+                "--reconnects",
+                "2",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "reconnecting (2 of 2)" in err and "gave up after 2 reconnects" in err and "Traceback" not in err
     assert time.monotonic() - started < 15
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg command line (apt-get install ffmpeg) "
-                                                           "serves the live stream")
+@pytest.mark.skipif(
+    shutil.which("ffmpeg") is None, reason="the ffmpeg command line (apt-get install ffmpeg) serves the live stream"
+)
 def test_a_udp_stream_is_recognised_and_when_it_stops_the_run_ends_with_one_error(model_and_video):
     model_path, video = model_and_video
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    live = subprocess.Popen([sys.executable, "-m", "uniformerv2.cli", "live", f"udp://127.0.0.1:{port}",
-                             "--checkpoint", str(model_path), "--json", "--stall", "2s", "--reconnects", "1",
-                             "--window", "1s", "--every", "0.5s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    live = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uniformerv2.cli",
+            "live",
+            f"udp://127.0.0.1:{port}",
+            "--checkpoint",
+            str(model_path),
+            "--json",
+            "--stall",
+            "2s",
+            "--reconnects",
+            "1",
+            "--window",
+            "1s",
+            "--every",
+            "0.5s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # the video looped in real time until three decisions came back; then the sender stops and the stream stalls
-    sender = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(video), "-c:v",
-                               "mpeg2video", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"])
+    sender = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            str(video),
+            "-c:v",
+            "mpeg2video",
+            "-f",
+            "mpegts",
+            f"udp://127.0.0.1:{port}?pkt_size=1316",
+        ]
+    )
     decisions = []
     try:
         for line in live.stdout:
@@ -129,22 +206,29 @@ def test_frames_are_refused_for_a_source_without_a_frame_rate():
     from uniformerv2.duration import parse_duration
     from uniformerv2.errors import UsageError
     from uniformerv2.live import _seconds
+
     opened = threading.Event()
     opened.set()
     reader = SimpleNamespace(opened=opened, finished=threading.Event(), fps=None, source="udp://0.0.0.0:5000")
     assert _seconds(parse_duration("1.5s"), reader, "window") == 1.5
-    with pytest.raises(UsageError, match=r"^--window 16f: udp://0.0.0.0:5000 reports no frame rate to count frames "
-                                         r"with; give seconds, e.g. --window 2s$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^--window 16f: udp://0.0.0.0:5000 reports no frame rate to count frames "
+        r"with; give seconds, e.g. --window 2s$",
+    ):
         _seconds(parse_duration("16f"), reader, "window")
     reader.fps = 25.0
     assert _seconds(parse_duration("16f"), reader, "every") == pytest.approx(0.64)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--window", "0"], "argument --window: '0': must be a positive, finite duration"),
-    (["--every", "soon"], "argument --every: 'soon': expected a duration, e.g. 2 or 2s (seconds) or 16f (frames)"),
-    (["--duration", "30f"], "argument --duration: '30f': a length in frames is not accepted here; give seconds"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--window", "0"], "argument --window: '0': must be a positive, finite duration"),
+        (["--every", "soon"], "argument --every: 'soon': expected a duration, e.g. 2 or 2s (seconds) or 16f (frames)"),
+        (["--duration", "30f"], "argument --duration: '30f': a length in frames is not accepted here; give seconds"),
+    ],
+)
 def test_bad_live_options_are_one_usage_line(model_and_video, capsys, argv, message):
     model_path, video = model_and_video
     with pytest.raises(SystemExit) as info:

@@ -1,4 +1,5 @@
 """Metrics equal MMAction2 1.2.0's AccMetric on the same scores (fixture: tests/fixtures/metrics/README.md)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from uniformerv2.engine.metrics import (compute_metrics, confusion_matrix, mean_class_accuracy, per_class_accuracy,
-                                        top_k_accuracy)
+from uniformerv2.engine.metrics import (
+    compute_metrics,
+    confusion_matrix,
+    mean_class_accuracy,
+    per_class_accuracy,
+    top_k_accuracy,
+)
 from uniformerv2.plots import top_confused_pairs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "metrics"
@@ -34,8 +40,10 @@ def test_acc_metric_equals_oracle(case: str) -> None:
     assert list(got) == ["top1", "top5", "mean1"]
     assert got["mean1"] == pytest.approx(expected["mean1"], abs=1e-12, rel=0)
     if not _same_tie_order(case, scores):
-        pytest.skip("numpy's default sort breaks ties differently on this machine than on the oracle's; "
-                    "MMAction2's top-k depends on it")
+        pytest.skip(
+            "numpy's default sort breaks ties differently on this machine than on the oracle's; "
+            "MMAction2's top-k depends on it"
+        )
     for key in ("top1", "top5"):
         assert got[key] == pytest.approx(expected[key], abs=1e-12, rel=0), key
 

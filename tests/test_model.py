@@ -1,12 +1,12 @@
 """The network: shapes, configuration checks, and the original code's extras."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from uniformerv2.model import ConfigError, UniFormerV2, UniFormerV2Config
-
 from helpers import randomised, tiny_config
+from uniformerv2.model import ConfigError, UniFormerV2, UniFormerV2Config
 
 
 def test_logits_have_one_row_per_video_and_one_column_per_class(tiny_model, video):
@@ -27,11 +27,14 @@ def test_temporal_downsampling_halves_the_frames_seen_by_the_blocks():
         assert model.backbone.conv1(torch.randn(1, 3, 8, 32, 32)).shape[2] == 4
 
 
-@pytest.mark.parametrize("shape,message", [
-    ((2, 3, 4, 64, 64), "32x32"),
-    ((2, 4, 4, 32, 32), r"\[N, 3, T, 32, 32\]"),
-    ((3, 4, 32, 32), r"\[N, 3, T, 32, 32\]"),
-])
+@pytest.mark.parametrize(
+    "shape,message",
+    [
+        ((2, 3, 4, 64, 64), "32x32"),
+        ((2, 4, 4, 32, 32), r"\[N, 3, T, 32, 32\]"),
+        ((3, 4, 32, 32), r"\[N, 3, T, 32, 32\]"),
+    ],
+)
 def test_a_wrong_input_shape_says_what_was_expected(tiny_model, shape, message):
     with pytest.raises(ValueError, match=message):
         tiny_model(torch.randn(*shape))
@@ -42,13 +45,16 @@ def test_integer_frames_are_refused_with_a_hint_to_normalise(tiny_model):
         tiny_model(torch.zeros(1, 3, 4, 32, 32, dtype=torch.uint8))
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (dict(return_list=(0, 1, 2)), "return_list has 3 entries but n_layers=2"),
-    (dict(return_list=(1, 7)), r"return_list entries \[7\]"),
-    (dict(n_dim=48), "n_dim=48 must equal width=32"),
-    (dict(input_resolution=33), "not a multiple of patch_size"),
-    (dict(mlp_dropout=(0.5,)), "mlp_dropout has 1 entries"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(return_list=(0, 1, 2)), "return_list has 3 entries but n_layers=2"),
+        (dict(return_list=(1, 7)), r"return_list entries \[7\]"),
+        (dict(n_dim=48), "n_dim=48 must equal width=32"),
+        (dict(input_resolution=33), "not a multiple of patch_size"),
+        (dict(mlp_dropout=(0.5,)), "mlp_dropout has 1 entries"),
+    ],
+)
 def test_inconsistent_configurations_are_refused_with_the_reason(overrides, message):
     with pytest.raises(ConfigError, match=message):
         tiny_config(**overrides)

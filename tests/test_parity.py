@@ -4,6 +4,7 @@
 ``fixtures/original/*``: the authors' original SlowFast-based model (``scripts/make_original_fixture.py``).
 Each fixture's checkpoint is loaded with :func:`uniformerv2.load_checkpoint`, exactly as a user would.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,9 +15,8 @@ import pytest
 import torch
 
 import uniformerv2
-from uniformerv2.model import UniFormerV2, UniFormerV2Config
-
 from helpers import FIXTURES
+from uniformerv2.model import UniFormerV2, UniFormerV2Config
 
 MEAN, STD = 114.75, 57.375  # MMAction2's ActionDataPreprocessor for UniFormerV2
 TOL = dict(atol=1e-5, rtol=1e-4)  # the issue's bound is 1e-4 absolute; we hold to 1e-5
@@ -30,8 +30,9 @@ def _dirs(kind: str) -> list[Path]:
 def _mmaction2_model(meta: dict) -> UniFormerV2:
     backbone = {k: v for k, v in meta["model"]["backbone"].items() if k in FIELDS}
     head = meta["model"]["cls_head"]
-    return UniFormerV2(UniFormerV2Config(**backbone, num_classes=head["num_classes"],
-                                         dropout_ratio=head["dropout_ratio"]))
+    return UniFormerV2(
+        UniFormerV2Config(**backbone, num_classes=head["num_classes"], dropout_ratio=head["dropout_ratio"])
+    )
 
 
 @pytest.mark.parametrize("fixture", _dirs("mmaction2"), ids=lambda p: p.name)
@@ -75,5 +76,11 @@ def test_original_frozen_model_has_no_fusion_and_a_frozen_clip_part():
     model = _original_model(meta)
     assert not hasattr(model.backbone.transformer, "balance")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all(".dec." in n or ".dpe." in n or "temporal_cls_token" in n or "transformer.norm" in n
-                             or n.startswith("cls_head.") for n in trainable)
+    assert trainable and all(
+        ".dec." in n
+        or ".dpe." in n
+        or "temporal_cls_token" in n
+        or "transformer.norm" in n
+        or n.startswith("cls_head.")
+        for n in trainable
+    )

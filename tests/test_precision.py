@@ -1,5 +1,6 @@
 """Precision: bf16 only where the hardware has it. Each test asserts what holds on the CPU it runs on, so the
 suite passes on CPUs with AVX512_BF16/AMX and on AVX2-only ones."""
+
 from __future__ import annotations
 
 import platform
@@ -15,8 +16,7 @@ NATIVE = native_bf16("cpu")
 
 def _flags() -> set[str]:
     with open("/proc/cpuinfo") as f:
-        return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith(("flags", "Features"))),
-                    set())
+        return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith(("flags", "Features"))), set())
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the x86 CPU flags name native bf16")
@@ -38,5 +38,6 @@ def test_asking_for_bf16_where_it_is_emulated_warns_and_nowhere_else():
 
 def test_predict_defaults_to_auto():
     from uniformerv2.cli import build_parser
+
     args = build_parser().parse_args(["predict", "v.mp4", "--model", "m"])
     assert args.dtype == "auto"

@@ -1,4 +1,5 @@
 """`predict` and VideoClassifier as a new user runs them, offline, on the shared demo video."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,10 @@ import pytest
 import torch
 
 import uniformerv2
-from uniformerv2 import save_checkpoint
-from uniformerv2.data import read_frames, probe_num_frames
-from uniformerv2 import VideoClassifier
-from uniformerv2.model import UniFormerV2
-
 from helpers import SHARED, randomised, tiny_config, write_frames
+from uniformerv2 import VideoClassifier, save_checkpoint
+from uniformerv2.data import probe_num_frames, read_frames
+from uniformerv2.model import UniFormerV2
 
 DEMO = SHARED / "data" / "videos" / "demo.mp4"
 B16 = "uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb"
@@ -98,6 +97,7 @@ def test_classifier_takes_class_names_and_protocol_from_the_preset(tmp_path):
 
 def test_videos_scored_together_get_the_scores_they_get_alone(checkpoint):
     from uniformerv2.inference import probabilities
+
     clf = VideoClassifier.from_pretrained(checkpoint, dtype="float32")
     a, b = clf.views(str(DEMO)), clf.views(str(DEMO))[:5]
     together = clf.scores_of_videos([a, b])
@@ -120,8 +120,17 @@ def test_frames_of_the_wrong_layout_are_refused_with_the_expected_one(checkpoint
 
 def test_predict_with_bf16_and_compile_agrees_with_the_fp32_eager_probabilities(checkpoint, labels):
     plain = json.loads(cli(str(DEMO), "--checkpoint", str(checkpoint), "--labels", str(labels), "--json").stdout)
-    proc = cli(str(DEMO), "--checkpoint", str(checkpoint), "--labels", str(labels), "--json",
-               "--dtype", "bfloat16", "--compile")
+    proc = cli(
+        str(DEMO),
+        "--checkpoint",
+        str(checkpoint),
+        "--labels",
+        str(labels),
+        "--json",
+        "--dtype",
+        "bfloat16",
+        "--compile",
+    )
     assert proc.returncode == 0, proc.stderr
     fast = json.loads(proc.stdout)
     expected = {p["label"]: p["score"] for p in plain["results"][0]["predictions"]}
@@ -155,8 +164,22 @@ def test_zero_counts_are_usage_errors(checkpoint, option):
 
 
 def test_set_does_not_swallow_the_video_after_it(checkpoint):
-    proc = subprocess.run([sys.executable, "-m", "uniformerv2.cli", "predict", "--set", "dropout_ratio=0.0",
-                           str(DEMO), "--checkpoint", str(checkpoint), "--json"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uniformerv2.cli",
+            "predict",
+            "--set",
+            "dropout_ratio=0.0",
+            str(DEMO),
+            "--checkpoint",
+            str(checkpoint),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["video"] == str(DEMO)
 

@@ -1,5 +1,6 @@
 """A model knows its classes, input size and protocol: class names by name, other input sizes, and
 Hugging Face-style directories."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ import torch
 import uniformerv2
 from helpers import SHARED, randomised, tiny_config
 from uniformerv2 import save_checkpoint
-from uniformerv2.conversions import resample_pos_embed
 from uniformerv2.cli import main
+from uniformerv2.conversions import resample_pos_embed
 from uniformerv2.data import read_label_map
 from uniformerv2.errors import AnnotationError, ConfigError
 from uniformerv2.model import UniFormerV2
@@ -48,8 +49,11 @@ def test_a_same_length_list_in_another_order_is_applied_by_name(tmp_path, video)
 
 def test_unknown_class_names_are_one_error_with_suggestions(tmp_path):
     _, path = _named_model(tmp_path, ["run", "jump", "swim", "climb", "dance"])
-    with pytest.raises(AnnotationError, match=r"2 of 3 class names are not classes of the model: 'jumping' "
-                                              r"\(closest: 'jump'\); 'fly'"):
+    with pytest.raises(
+        AnnotationError,
+        match=r"2 of 3 class names are not classes of the model: 'jumping' "
+        r"\(closest: 'jump'\); 'fly'",
+    ):
         uniformerv2.create_model(path, labels=["jumping", "swim", "fly"])
 
 
@@ -78,8 +82,7 @@ def test_resampling_224_to_336_is_bicubic_on_the_patch_grid_with_the_class_token
 
 def test_a_checkpoint_runs_at_another_size_through_predict(tmp_path, capsys):
     path = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny32.safetensors")  # 32 px
-    assert main(["predict", str(DEMO), "--checkpoint", str(path), "--size", "48", "--json", "--dtype",
-                 "float32"]) == 0
+    assert main(["predict", str(DEMO), "--checkpoint", str(path), "--size", "48", "--json", "--dtype", "float32"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert "at 48px" in out["protocol"] and len(out["results"][0]["predictions"]) == 5
 
@@ -95,7 +98,8 @@ def test_a_size_that_is_not_a_multiple_of_the_patch_is_one_error(tmp_path, capsy
 def test_save_pretrained_and_from_pretrained_round_trip(tmp_path, video):
     model, _ = _named_model(tmp_path, ["run", "jump", "swim", "climb", "dance"])
     model.pretrained_cfg = model.pretrained_cfg.replace(
-        protocol=model.pretrained_cfg.protocol.replace(clips=2, crops=1))
+        protocol=model.pretrained_cfg.protocol.replace(clips=2, crops=1)
+    )
     folder = model.save_pretrained(str(tmp_path / "mine"), metrics={"top1": 0.8125})
     loaded = uniformerv2.from_pretrained(folder)
     with torch.no_grad():
@@ -123,4 +127,6 @@ def test_a_pretrained_directory_works_wherever_a_model_is_named(tmp_path, capsys
     model, _ = _named_model(tmp_path, ["run", "jump", "swim", "climb", "dance"])
     folder = model.save_pretrained(str(tmp_path / "mine"))
     assert main(["predict", str(DEMO), "--model", folder, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["results"][0]["predictions"][0]["label"] in model.pretrained_cfg.class_names
+    assert (
+        json.loads(capsys.readouterr().out)["results"][0]["predictions"][0]["label"] in model.pretrained_cfg.class_names
+    )

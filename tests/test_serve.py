@@ -1,5 +1,6 @@
 """`uniformerv2 serve`: the real server (uvicorn on 127.0.0.1) with a tiny model, every endpoint, scores equal to
 the command line's, every bad upload answered 4xx while the server keeps serving, the API key, and the batcher."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,13 +25,13 @@ import torch
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'uniformerv2[serve]'")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'uniformerv2[serve]'")
-import uvicorn  # noqa: E402
+import uvicorn
 
-from helpers import SHARED, randomised, tiny_config, write_frames  # noqa: E402
-from uniformerv2 import VideoClassifier, save_checkpoint  # noqa: E402
-from uniformerv2.cli import main  # noqa: E402
-from uniformerv2.model import UniFormerV2  # noqa: E402
-from uniformerv2.serving import DynamicBatcher, ServeConfig, create_app  # noqa: E402
+from helpers import SHARED, randomised, tiny_config, write_frames
+from uniformerv2 import VideoClassifier, save_checkpoint
+from uniformerv2.cli import main
+from uniformerv2.model import UniFormerV2
+from uniformerv2.serving import DynamicBatcher, ServeConfig, create_app
 
 VIDEOS = SHARED / "data" / "videos"
 DEMO = VIDEOS / "demo.mp4"  # 10 s, 635 KB
@@ -39,6 +41,7 @@ KEY = "s3cret-key"
 
 
 # ------------------------------------------------------------------------------------------------ a server
+
 
 @contextlib.contextmanager
 def serving(app: Any) -> Iterator[str]:
@@ -62,23 +65,27 @@ def serving(app: Any) -> Iterator[str]:
         sock.close()
 
 
-def multipart(files: dict[str, tuple[str, bytes]] | None = None,
-              fields: dict[str, str] | None = None) -> tuple[bytes, str]:
+def multipart(
+    files: dict[str, tuple[str, bytes]] | None = None, fields: dict[str, str] | None = None
+) -> tuple[bytes, str]:
     """A multipart/form-data body and its Content-Type."""
     boundary = uuid.uuid4().hex
     out = io.BytesIO()
     for name, value in (fields or {}).items():
         out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     for name, (filename, data) in (files or {}).items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                  f'Content-Type: application/octet-stream\r\n\r\n'.encode())
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        )
         out.write(data + b"\r\n")
     out.write(f"--{boundary}--\r\n".encode())
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
-def request(host: str, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+def request(
+    host: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, dict[str, str]]:
     """(status, parsed JSON or text, headers) of one request on a fresh connection."""
     conn = http.client.HTTPConnection(host, timeout=120)
     try:
@@ -92,11 +99,22 @@ def request(host: str, method: str, path: str, body: bytes | None = None,
         conn.close()
 
 
-def upload(host: str, path: str, video: Path | bytes | None, *, name: str = "video", filename: str | None = None,
-           fields: dict[str, str] | None = None, key: str | None = None) -> tuple[int, Any]:
+def upload(
+    host: str,
+    path: str,
+    video: Path | bytes | None,
+    *,
+    name: str = "video",
+    filename: str | None = None,
+    fields: dict[str, str] | None = None,
+    key: str | None = None,
+) -> tuple[int, Any]:
     data = video.read_bytes() if isinstance(video, Path) else video
-    files = {name: (filename or (video.name if isinstance(video, Path) else "upload.mp4"), data)} \
-        if video is not None else None
+    files = (
+        {name: (filename or (video.name if isinstance(video, Path) else "upload.mp4"), data)}
+        if video is not None
+        else None
+    )
     body, ctype = multipart(files, fields)
     headers = {"Content-Type": ctype}
     if key:
@@ -106,6 +124,7 @@ def upload(host: str, path: str, video: Path | bytes | None, *, name: str = "vid
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -128,8 +147,9 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def app(checkpoint: Path) -> Any:
     clf = VideoClassifier.from_pretrained(checkpoint, dtype="float32")
-    return create_app(clf, ServeConfig(model_name="tiny", max_upload_mb=1, max_duration_s=20, max_wait_ms=20,
-                                       workers=2))
+    return create_app(
+        clf, ServeConfig(model_name="tiny", max_upload_mb=1, max_duration_s=20, max_wait_ms=20, workers=2)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -158,20 +178,23 @@ def assert_predictions_equal(served: list[dict], cli: list[dict]) -> None:
 
 # ---------------------------------------------------------------------------------------------- endpoints
 
+
 def test_health_model_page_docs_and_404(host: str) -> None:
     assert request(host, "GET", "/healthz")[:2] == (200, {"status": "ok"})
     status, model, _ = request(host, "GET", "/v1/model")
     assert status == 200 and model["name"] == "tiny" and model["classes"] == [f"class_{i}" for i in range(5)]
     assert model["protocol"]["views"] == 12 and model["protocol"]["frames"] == 4 and model["dtype"] == "float32"
     status, page, headers = request(host, "GET", "/")
-    assert status == 200 and "<title>UniFormerV2</title>" in page and "default-src 'self'" in \
-        headers["content-security-policy"]
+    assert (
+        status == 200
+        and "<title>UniFormerV2</title>" in page
+        and "default-src 'self'" in headers["content-security-policy"]
+    )
     for asset in ("/static/app.js", "/static/style.css"):
         assert request(host, "GET", asset)[0] == 200
     assert request(host, "GET", "/docs")[0] == 200
     status, schema, _ = request(host, "GET", "/openapi.json")
-    assert {"/v1/predict", "/v1/timeline", "/v1/features", "/v1/model", "/healthz", "/metrics"} <= \
-        set(schema["paths"])
+    assert {"/v1/predict", "/v1/timeline", "/v1/features", "/v1/model", "/healthz", "/metrics"} <= set(schema["paths"])
     status, body, _ = request(host, "GET", "/v1/nothing")
     assert status == 404 and body == {"error": "not found: /v1/nothing"}
     status, body, _ = request(host, "GET", "/v1/predict")
@@ -181,8 +204,9 @@ def test_health_model_page_docs_and_404(host: str) -> None:
 @pytest.mark.parametrize("views", [None, "2x1"])
 def test_predict_gives_the_scores_of_the_command_line(host: str, checkpoint: Path, capsys, views: str | None) -> None:
     extra = ["--views", views] if views else []
-    cli = cli_json(capsys, "predict", str(DEMO), "--checkpoint", str(checkpoint), "--dtype", "float32", "--json",
-                   *extra)
+    cli = cli_json(
+        capsys, "predict", str(DEMO), "--checkpoint", str(checkpoint), "--dtype", "float32", "--json", *extra
+    )
     status, served = upload(host, "/v1/predict", DEMO, fields={"top_k": "5", **({"views": views} if views else {})})
     assert status == 200, served
     assert_predictions_equal(served["predictions"], cli["results"][0]["predictions"])
@@ -199,6 +223,7 @@ def test_options_in_the_query_string_and_labels(host: str, classifier: VideoClas
     assert status == 200 and {p["label"] for p in served["predictions"]} == {"class_1", "class_3"}
     views = classifier.views(DEMO)
     from uniformerv2.data import normalize
+
     with torch.inference_mode():
         expected = classifier.model(normalize(views))[:, [3, 1]].softmax(-1).mean(0)
     got = {p["label"]: p["score"] for p in served["predictions"]}
@@ -210,8 +235,11 @@ def test_concurrent_requests_get_their_own_answers(host: str, classifier: VideoC
     cases = [(DEMO, None), (AVI, None), (DEMO, "1x3"), (AVI, "2x1"), (DEMO, "2x3"), (AVI, None)]
     expected = []
     for path, views in cases:
-        p = classifier.protocol.replace(**dict(zip(("clips", "crops"), map(int, views.split("x"))))) if views \
+        p = (
+            classifier.protocol.replace(**dict(zip(("clips", "crops"), map(int, views.split("x")))))
+            if views
             else classifier.protocol
+        )
         scores = classifier.scores_of_views(VideoClassifier(classifier.model, p, dtype="float32").views(path))
         expected.append(scores)
     answers: list[Any] = [None] * len(cases)
@@ -234,25 +262,48 @@ def test_concurrent_requests_get_their_own_answers(host: str, classifier: VideoC
 
 def test_timeline_is_the_json_of_the_timeline_command(host: str, checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "tl"
-    assert main(["timeline", str(DEMO), "--checkpoint", str(checkpoint), "--dtype", "float32", "--out-dir",
-                 str(out), "--no-progress", "--window", "2s", "--stride", "1.5s", "--crops", "3"]) == 0
+    assert (
+        main(
+            [
+                "timeline",
+                str(DEMO),
+                "--checkpoint",
+                str(checkpoint),
+                "--dtype",
+                "float32",
+                "--out-dir",
+                str(out),
+                "--no-progress",
+                "--window",
+                "2s",
+                "--stride",
+                "1.5s",
+                "--crops",
+                "3",
+            ]
+        )
+        == 0
+    )
     cli = json.loads((out / "demo_timeline.json").read_text())
     status, served = upload(host, "/v1/timeline", DEMO, fields={"window": "2", "stride": "1.5s", "crops": "3"})
     assert status == 200, served
     assert served["video"] == "demo.mp4" and served["model"] == "tiny"
     assert served["fps"] == cli["fps"] and served["class_names"] == cli["class_names"]
-    assert [(w["start_s"], w["end_s"]) for w in served["windows"]] == \
-        [(w["start_s"], w["end_s"]) for w in cli["windows"]]
-    assert [[t["label"] for t in w["top"]] for w in served["windows"]] == \
-        [[t["label"] for t in w["top"]] for w in cli["windows"]]
+    assert [(w["start_s"], w["end_s"]) for w in served["windows"]] == [
+        (w["start_s"], w["end_s"]) for w in cli["windows"]
+    ]
+    assert [[t["label"] for t in w["top"]] for w in served["windows"]] == [
+        [t["label"] for t in w["top"]] for w in cli["windows"]
+    ]
     np.testing.assert_allclose(served["scores"], cli["scores"], rtol=0, atol=2e-6)
     top = served["windows"][0]["top"][0]
     assert set(top) == {"label", "score", "probability"} and top["probability"] == top["score"]  # the old name
     # the same windows in frames, at the video's 28 frames a second
     status, in_frames = upload(host, "/v1/timeline?window=56f&stride=42f", DEMO, fields={"crops": "3"})
     assert status == 200, in_frames
-    assert [(w["start_s"], w["end_s"]) for w in in_frames["windows"]] == \
-        [(w["start_s"], w["end_s"]) for w in cli["windows"]]
+    assert [(w["start_s"], w["end_s"]) for w in in_frames["windows"]] == [
+        (w["start_s"], w["end_s"]) for w in cli["windows"]
+    ]
     np.testing.assert_allclose(in_frames["scores"], cli["scores"], rtol=0, atol=2e-6)
 
 
@@ -269,15 +320,22 @@ def test_metrics_in_prometheus_text(host: str) -> None:
     assert upload(host, "/v1/predict", b"not a video")[0] == 422
     status, text, headers = request(host, "GET", "/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain")
-    for name in ('uniformerv2_requests_total{endpoint="/v1/predict",status="200"}',
-                 'uniformerv2_errors_total{endpoint="/v1/predict",status="422"}',
-                 'uniformerv2_request_seconds_bucket{endpoint="/v1/predict"', "uniformerv2_batch_views_bucket",
-                 "uniformerv2_batch_jobs_bucket", "uniformerv2_queue_views", "uniformerv2_requests_in_progress",
-                 "uniformerv2_decode_seconds_bucket", "uniformerv2_forward_seconds_bucket"):
+    for name in (
+        'uniformerv2_requests_total{endpoint="/v1/predict",status="200"}',
+        'uniformerv2_errors_total{endpoint="/v1/predict",status="422"}',
+        'uniformerv2_request_seconds_bucket{endpoint="/v1/predict"',
+        "uniformerv2_batch_views_bucket",
+        "uniformerv2_batch_jobs_bucket",
+        "uniformerv2_queue_views",
+        "uniformerv2_requests_in_progress",
+        "uniformerv2_decode_seconds_bucket",
+        "uniformerv2_forward_seconds_bucket",
+    ):
         assert name in text, name
 
 
 # ------------------------------------------------------------------------------------------ bad requests
+
 
 def _bad_cases(long_video: Path) -> list[tuple[str, int, str, dict[str, Any]]]:
     """(name, status, words in the error, upload arguments)."""
@@ -300,25 +358,33 @@ def _bad_cases(long_video: Path) -> list[tuple[str, int, str, dict[str, Any]]]:
     ]
 
 
-def test_every_bad_upload_gets_a_4xx_that_says_why_and_the_server_goes_on(host: str, app: Any,
-                                                                        long_video: Path) -> None:
+def test_every_bad_upload_gets_a_4xx_that_says_why_and_the_server_goes_on(
+    host: str, app: Any, long_video: Path
+) -> None:
     for name, want, words, kwargs in _bad_cases(long_video):
         status, body = upload(host, "/v1/predict", **kwargs)
         assert status == want, (name, body)
         assert isinstance(body, dict) and words in body["error"], (name, body)
     # not multipart, a form without a boundary, a body that is not multipart at all, then two videos
-    for headers, body, want in [({"Content-Type": "video/mp4"}, DEMO.read_bytes()[:1000], 415),
-                                ({"Content-Type": "multipart/form-data"}, b"x", 415),
-                                ({"Content-Type": "multipart/form-data; boundary=zz"}, b"garbage" * 10, 400)]:
+    for headers, body, want in [
+        ({"Content-Type": "video/mp4"}, DEMO.read_bytes()[:1000], 415),
+        ({"Content-Type": "multipart/form-data"}, b"x", 415),
+        ({"Content-Type": "multipart/form-data; boundary=zz"}, b"garbage" * 10, 400),
+    ]:
         status, answer, _ = request(host, "POST", "/v1/predict", body, headers)
         assert status == want and "error" in answer, (headers, answer)
     data = DEMO.read_bytes()
     boundary = "b0undary"
-    two = (f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n'.encode() + data
-           + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="b.mp4"\r\n\r\n'.encode()
-           + data + f"\r\n--{boundary}--\r\n".encode())
-    status, answer, _ = request(host, "POST", "/v1/predict", two,
-                                {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    two = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n'.encode()
+        + data
+        + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="b.mp4"\r\n\r\n'.encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, answer, _ = request(
+        host, "POST", "/v1/predict", two, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert status == 400 and "one video" in answer["error"]
     # the same for the other upload endpoints
     for path in ("/v1/timeline", "/v1/features"):
@@ -330,8 +396,10 @@ def test_every_bad_upload_gets_a_4xx_that_says_why_and_the_server_goes_on(host: 
     status, body = upload(host, "/v1/timeline", DEMO, fields={"stride": "1.5f"})
     assert (status, body) == (400, {"error": "stride='1.5f': a length in frames is a whole number"})
     status, body = upload(host, "/v1/timeline", DEMO, fields={"stride": "0.001"})  # too many windows
-    assert (status, body["error"]) == (400, "8001 windows (10.0 s at a stride of 0.001 s); the limit is 3600: use a "
-                                        "longer stride")
+    assert (status, body["error"]) == (
+        400,
+        "8001 windows (10.0 s at a stride of 0.001 s); the limit is 3600: use a longer stride",
+    )
     assert upload(host, "/v1/timeline", DEMO, fields={"crops": "2"})[0] == 400
     # still serving, and no upload left behind
     status, served = upload(host, "/v1/predict", DEMO, fields={"views": "1x1"})
@@ -346,8 +414,12 @@ def test_a_client_leaving_mid_upload_costs_nothing(host: str, app: Any) -> None:
     head = (f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n').encode()
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", int(host.split(":")[1]))) as sock:
-            sock.sendall((f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Length: 900000\r\n"
-                          f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode())
+            sock.sendall(
+                (
+                    f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Length: 900000\r\n"
+                    f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+                ).encode()
+            )
             sock.sendall(head + DEMO.read_bytes()[:300_000])
             time.sleep(0.1)
     registry = service.metrics.registry
@@ -367,6 +439,7 @@ def test_a_client_leaving_mid_upload_costs_nothing(host: str, app: Any) -> None:
 
 def test_uploads_go_to_private_files(tmp_path: Path) -> None:
     from uniformerv2.serving.uploads import _Receiver
+
     receiver = _Receiver(tmp_path, "video", 1000)
     receiver.on_part_begin()
     for field, value in ((b"Content-Disposition", b'form-data; name="video"; filename="../../etc/x.mp4"'),):
@@ -381,6 +454,7 @@ def test_uploads_go_to_private_files(tmp_path: Path) -> None:
 
 
 # -------------------------------------------------------------------------------------------------- the key
+
 
 def test_the_api_key_is_required_everywhere_but_healthz(keyed_host: str) -> None:
     assert request(keyed_host, "GET", "/healthz")[0] == 200
@@ -403,9 +477,26 @@ def test_the_command_binds_loopback_and_reads_the_key_from_the_environment(check
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "UNIFORMERV2_API_KEY": KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "uniformerv2.cli", "serve", "--checkpoint", str(checkpoint),
-                             "--port", str(port), "--dtype", "float32", "--log-level", "warning"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uniformerv2.cli",
+            "serve",
+            "--checkpoint",
+            str(checkpoint),
+            "--port",
+            str(port),
+            "--dtype",
+            "float32",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     host = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -421,8 +512,11 @@ def test_the_command_binds_loopback_and_reads_the_key_from_the_environment(check
         assert request(host, "GET", "/v1/model")[0] == 401
         status, model, _ = request(host, "GET", "/v1/model", headers={"Authorization": f"Bearer {KEY}"})
         assert status == 200 and model["name"] == "tiny.safetensors"  # the file's name, not its server path
-        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout \
-            if Path("/usr/bin/ss").exists() or Path("/bin/ss").exists() else ""
+        listening = (
+            subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+            if Path("/usr/bin/ss").exists() or Path("/bin/ss").exists()
+            else ""
+        )
         if listening:  # State Recv-Q Send-Q Local-Address:Port Peer-Address:Port
             assert [line.split()[3] for line in listening.splitlines()] == [host]
     finally:
@@ -436,12 +530,25 @@ def test_serve_help_lists_every_option(capsys: pytest.CaptureFixture) -> None:
         main(["serve", "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--dtype", "--compile", "--max-batch-views", "--max-wait-ms",
-                   "--max-upload-mb", "--max-duration-s", "--api-key", "--labels", "--size", "examples:"):
+    for option in (
+        "--host",
+        "--port",
+        "--dtype",
+        "--compile",
+        "--max-batch-views",
+        "--max-wait-ms",
+        "--max-upload-mb",
+        "--max-duration-s",
+        "--api-key",
+        "--labels",
+        "--size",
+        "examples:",
+    ):
         assert option in out, option
 
 
 # ------------------------------------------------------------------------------------------------ batcher
+
 
 def _batcher(model: UniFormerV2, **kw: Any) -> tuple[DynamicBatcher, list]:
     batches: list = []

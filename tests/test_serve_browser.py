@@ -1,13 +1,15 @@
 """The web page of `uniformerv2 serve` in a real browser: headless Chromium (Debian's, driven by Playwright) uploads
 the demo video and reads the predicted classes, the timeline and its playback marker from the page, on a desktop
 and on a phone-sized screen. Skips, saying why, where Chromium or Playwright is missing."""
+
 from __future__ import annotations
 
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,8 +33,9 @@ def host(checkpoint: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM:
-        pytest.skip("no Chromium on PATH (apt-get install chromium, as scripts/setup.sh does; or set "
-                    "UNIFORMERV2_CHROMIUM)")
+        pytest.skip(
+            "no Chromium on PATH (apt-get install chromium, as scripts/setup.sh does; or set UNIFORMERV2_CHROMIUM)"
+        )
     with sync_api.sync_playwright() as p:
         # --no-sandbox: Chromium's sandbox refuses to run as root, which CI and containers are
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
@@ -51,10 +54,16 @@ def _screenshot(page: Any, tmp_path: Path, name: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("viewport,name", [({"width": 1280, "height": 900}, "serve_page_desktop.png"),
-                                           ({"width": 390, "height": 844}, "serve_page_phone.png")])
-def test_the_page_classifies_a_dropped_video_and_follows_playback(host: str, browser: Any, tmp_path: Path,
-                                                                   viewport: dict, name: str) -> None:
+@pytest.mark.parametrize(
+    "viewport,name",
+    [
+        ({"width": 1280, "height": 900}, "serve_page_desktop.png"),
+        ({"width": 390, "height": 844}, "serve_page_phone.png"),
+    ],
+)
+def test_the_page_classifies_a_dropped_video_and_follows_playback(
+    host: str, browser: Any, tmp_path: Path, viewport: dict, name: str
+) -> None:
     status, api = upload(host, "/v1/predict", DEMO, fields={"top_k": "5"})
     assert status == 200
     page = browser.new_page(viewport=viewport)
@@ -75,8 +84,9 @@ def test_the_page_classifies_a_dropped_video_and_follows_playback(host: str, bro
         sync_api.expect(page.locator("#timeline-card")).to_be_visible(timeout=60_000)
         assert int(page.locator("#timeline").get_attribute("data-windows")) == 9  # 2 s windows, 1 s apart
         page.evaluate("() => { const v = document.getElementById('video'); v.pause(); v.currentTime = 6.2; }")
-        sync_api.expect(page.locator("#now")).to_have_text(re.compile(r"^at 6\.2 s: class_\d \d+(\.\d)?%$"),
-                                                           timeout=10_000)  # the window's top class and its score
+        sync_api.expect(page.locator("#now")).to_have_text(
+            re.compile(r"^at 6\.2 s: class_\d \d+(\.\d)?%$"), timeout=10_000
+        )  # the window's top class and its score
         # usable on a phone: nothing wider than the screen
         assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
         assert page.locator("#status").inner_text() == ""
@@ -94,8 +104,9 @@ def test_the_page_reports_a_bad_upload(host: str, browser: Any, tmp_path: Path) 
         page.goto(f"http://{host}/")
         sync_api.expect(page.locator("#model")).to_contain_text("tiny")
         page.set_input_files("#file", str(bad))
-        sync_api.expect(page.locator("#status.error")).to_contain_text("notes.mp4: not a readable video",
-                                                                        timeout=30_000)
+        sync_api.expect(page.locator("#status.error")).to_contain_text(
+            "notes.mp4: not a readable video", timeout=30_000
+        )
     finally:
         page.close()
 

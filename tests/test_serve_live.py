@@ -3,6 +3,7 @@ trained here to tell dark from bright, the running class following the picture, 
 frames, a closed connection's state freed, the API key as for every endpoint; and the page in headless Chromium
 with a fake camera (a .y4m file) showing the right class over the live picture. Skips, saying why, where
 websockets, Chromium, Playwright or the ffmpeg command line is missing."""
+
 from __future__ import annotations
 
 import base64
@@ -15,24 +16,26 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'uniformerv2[serve]'")
-pytest.importorskip("websockets", reason="uvicorn serves WebSockets with the websockets package: "
-                                         "pip install websockets")
-from PIL import Image  # noqa: E402
-from websockets.exceptions import InvalidStatus  # noqa: E402
-from websockets.sync.client import connect  # noqa: E402
+pytest.importorskip(
+    "websockets", reason="uvicorn serves WebSockets with the websockets package: pip install websockets"
+)
+from PIL import Image
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
-from helpers import train_config, write_frames  # noqa: E402
-from test_serve import request, serving  # noqa: E402
-from uniformerv2 import VideoClassifier  # noqa: E402
-from uniformerv2.engine.train import Trainer  # noqa: E402
-from uniformerv2.serving import ServeConfig, create_app  # noqa: E402
+from helpers import train_config, write_frames
+from test_serve import request, serving
+from uniformerv2 import VideoClassifier
+from uniformerv2.engine.train import Trainer
+from uniformerv2.serving import ServeConfig, create_app
 
 FPS = 12  # what the page sends
 KEY = "live-key/ü"  # not a subprotocol token as it is: the page sends it in base64url
@@ -62,8 +65,18 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
             lines.append(f"{k}_{label}.mp4 {label}")
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     (root / "labels.txt").write_text("dark\nbright\n")
-    cfg = train_config(root, root / "work", num_classes=2, epochs=4, batch_size=8, lr=3e-3, randaug=False,
-                       frames=4, labels=str(root / "labels.txt"), check_videos=False)
+    cfg = train_config(
+        root,
+        root / "work",
+        num_classes=2,
+        epochs=4,
+        batch_size=8,
+        lr=3e-3,
+        randaug=False,
+        frames=4,
+        labels=str(root / "labels.txt"),
+        check_videos=False,
+    )
     return Trainer(cfg).fit().model_path
 
 
@@ -83,8 +96,9 @@ def _live_connections(host: str, key: str | None = None) -> float:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     status, text, _ = request(host, "GET", "/metrics", headers=headers)
     assert status == 200
-    return float(next(line.split()[1] for line in text.splitlines()
-                      if line.startswith("uniformerv2_live_connections ")))
+    return float(
+        next(line.split()[1] for line in text.splitlines() if line.startswith("uniformerv2_live_connections "))
+    )
 
 
 def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
@@ -108,8 +122,9 @@ class Camera(threading.Thread):
 
     def run(self) -> None:
         try:
-            frames = {bright: [_jpeg(f) for f in _clip(bright, 24, self.seed + bright, 48, 64)]
-                      for bright in (False, True)}
+            frames = {
+                bright: [_jpeg(f) for f in _clip(bright, 24, self.seed + bright, 48, 64)] for bright in (False, True)
+            }
             n = 0
             for bright, seconds in self.phases:
                 start = time.monotonic()
@@ -140,6 +155,7 @@ def _decisions(ws: Any, until: Camera, extra: float = 0.6) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------- the socket
+
 
 def test_the_running_class_follows_the_camera_from_dark_to_bright(host: str) -> None:
     with connect(f"ws://{host}/v1/live?every=0.25&window=1&top_k=2", subprotocols=["uniformerv2"]) as ws:
@@ -175,8 +191,10 @@ def test_two_cameras_at_once_keep_their_own_frames_and_a_closed_one_is_freed(hos
         for camera in cameras:
             camera.start()
         got: dict[str, list[dict]] = {}
-        threads = [threading.Thread(target=lambda n=name, w=ws, c=camera: got.__setitem__(n, _decisions(w, c)))
-                   for name, ws, camera in (("dark", dark_ws, cameras[0]), ("bright", bright_ws, cameras[1]))]
+        threads = [
+            threading.Thread(target=lambda n=name, w=ws, c=camera: got.__setitem__(n, _decisions(w, c)))
+            for name, ws, camera in (("dark", dark_ws, cameras[0]), ("bright", bright_ws, cameras[1]))
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -215,9 +233,11 @@ def test_frames_that_are_not_images_or_late_are_dropped_and_the_connection_goes_
         assert decision["type"] == "decision" and decision["top"][0]["label"] == "dark"
 
 
-def test_a_quiet_connection_is_closed_and_a_failing_model_is_reported(host: str, app: Any,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_quiet_connection_is_closed_and_a_failing_model_is_reported(
+    host: str, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from websockets.exceptions import ConnectionClosed
+
     hub = app.state.live
     monkeypatch.setattr(hub, "idle_s", 0.5)
     with connect(f"ws://{host}/v1/live") as ws:
@@ -246,6 +266,7 @@ def test_the_api_key_is_required_as_a_token_or_a_subprotocol_and_connections_are
     app = create_app(clf, ServeConfig(model_name="lamp", api_key=KEY, warmup=False, max_live_connections=1))
     bearer = "bearer." + base64.urlsafe_b64encode(KEY.encode()).decode().rstrip("=")
     with serving(app) as h:
+
         def refused(url: str, **kw: Any) -> tuple[int, dict]:
             with pytest.raises(InvalidStatus) as e:
                 connect(url, **kw).close()
@@ -275,6 +296,7 @@ def test_the_api_key_is_required_as_a_token_or_a_subprotocol_and_connections_are
 
 # ------------------------------------------------------------------------------------------------ the page
 
+
 @pytest.fixture(scope="module")
 def fake_cameras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A dark and a bright 160x120 camera picture as .y4m files, for Chromium's fake camera."""
@@ -290,38 +312,56 @@ def fake_cameras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("label,viewport,keyed", [("bright", {"width": 1000, "height": 800}, False),
-                                                  ("dark", {"width": 390, "height": 844}, True)])  # desktop, phone
-def test_the_camera_tab_shows_the_running_class_over_the_live_picture(model_path: Path, host: str, app: Any,
-                                                                      fake_cameras: dict, label: str,
-                                                                      viewport: dict, keyed: bool,
-                                                                      tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "label,viewport,keyed",
+    [("bright", {"width": 1000, "height": 800}, False), ("dark", {"width": 390, "height": 844}, True)],
+)  # desktop, phone
+def test_the_camera_tab_shows_the_running_class_over_the_live_picture(
+    model_path: Path, host: str, app: Any, fake_cameras: dict, label: str, viewport: dict, keyed: bool, tmp_path: Path
+) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
     if not CHROMIUM:
-        pytest.skip("no Chromium on PATH (apt-get install chromium, as scripts/setup.sh does; or set "
-                    "UNIFORMERV2_CHROMIUM)")
+        pytest.skip(
+            "no Chromium on PATH (apt-get install chromium, as scripts/setup.sh does; or set UNIFORMERV2_CHROMIUM)"
+        )
     with contextlib.ExitStack() as stack:
         if keyed:  # a server with an API key: the page sends it as a subprotocol
-            app = create_app(VideoClassifier.from_pretrained(model_path, dtype="float32"),
-                             ServeConfig(model_name="lamp", api_key=KEY, warmup=False))
+            app = create_app(
+                VideoClassifier.from_pretrained(model_path, dtype="float32"),
+                ServeConfig(model_name="lamp", api_key=KEY, warmup=False),
+            )
             host = stack.enter_context(serving(app))
         assert _wait_for(lambda: len(app.state.live) == 0)
         _camera_page(sync_api, host, app, fake_cameras[label], label, viewport, keyed, tmp_path)
 
 
-def _camera_page(sync_api: Any, host: str, app: Any, camera: Path, label: str, viewport: dict, keyed: bool,
-                 tmp_path: Path) -> None:
+def _camera_page(
+    sync_api: Any, host: str, app: Any, camera: Path, label: str, viewport: dict, keyed: bool, tmp_path: Path
+) -> None:
     with sync_api.sync_playwright() as p:
         # --no-sandbox: Chromium's sandbox refuses to run as root, which CI and containers are
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera}"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}",
+            ],
+        )
         try:
             page = browser.new_page(viewport=viewport)
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: m.type == "error" and "status of 401" not in m.text  # the key asked for
-                    and errors.append(m.text))
+            page.on(
+                "console",
+                lambda m: (
+                    m.type == "error"
+                    and "status of 401" not in m.text  # the key asked for
+                    and errors.append(m.text)
+                ),
+            )
             page.goto(f"http://{host}/")
             if keyed:
                 page.fill("#key", KEY)
@@ -348,8 +388,9 @@ def _camera_page(sync_api: Any, host: str, app: Any, camera: Path, label: str, v
             sync_api.expect(page.locator("#camera-view")).to_have_attribute("data-connects", "2", timeout=15_000)
             sync_api.expect(page.locator("#camera-status")).to_have_text("")
             stamp = float(page.locator("#live-top").get_attribute("data-stream-time"))
-            page.wait_for_function(f"() => Number(document.getElementById('live-top').dataset.streamTime) > {stamp}",
-                                   timeout=15_000)
+            page.wait_for_function(
+                f"() => Number(document.getElementById('live-top').dataset.streamTime) > {stamp}", timeout=15_000
+            )
             sync_api.expect(top).to_have_attribute("data-label", label)
             # back to the upload view: the camera stops and the server frees the connection
             page.click("#tab-upload")

@@ -1,4 +1,5 @@
 """`timeline`: sliding windows over a long video, their plot, tables and an annotated copy."""
+
 from __future__ import annotations
 
 import csv
@@ -7,13 +8,12 @@ import json
 import numpy as np
 import pytest
 
+from helpers import SHARED, portrait_frames, randomised, set_display_rotation, tiny_config, write_frames
 from uniformerv2 import save_checkpoint
 from uniformerv2.cli import main
 from uniformerv2.data import probe_num_frames
 from uniformerv2.model import UniFormerV2
 from uniformerv2.timeline import window_indices
-
-from helpers import SHARED, portrait_frames, randomised, set_display_rotation, tiny_config, write_frames
 
 DEMO = SHARED / "data" / "videos" / "demo.mp4"
 
@@ -45,8 +45,23 @@ def test_windows_follow_the_frames_timestamps_on_variable_frame_rate_video():
 def timeline_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("timeline")
     ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp / "tiny.safetensors")
-    code = main(["timeline", str(DEMO), "--checkpoint", str(ckpt), "--window", "2s", "--stride", "1s",
-                 "--out-dir", str(tmp / "out"), "--annotate", str(tmp / "annotated.mp4"), "--no-progress"])
+    code = main(
+        [
+            "timeline",
+            str(DEMO),
+            "--checkpoint",
+            str(ckpt),
+            "--window",
+            "2s",
+            "--stride",
+            "1s",
+            "--out-dir",
+            str(tmp / "out"),
+            "--annotate",
+            str(tmp / "annotated.mp4"),
+            "--no-progress",
+        ]
+    )
     return code, tmp
 
 
@@ -65,21 +80,24 @@ def test_annotated_copy_has_every_frame_of_the_video(timeline_run):
     assert probe_num_frames(tmp / "annotated.mp4") == probe_num_frames(DEMO)
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda p: (_write_wav(p), p)[1], "no video stream"),
-    (lambda p: (p.write_bytes(b""), p)[1], "empty file (0 bytes)"),
-])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: (_write_wav(p), p)[1], "no video stream"),
+        (lambda p: (p.write_bytes(b""), p)[1], "empty file (0 bytes)"),
+    ],
+)
 def test_a_file_that_is_not_a_video_is_one_error_line(tmp_path, capsys, make, reason):
     ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
     bad = make(tmp_path / "bad.mp4")
-    code = main(["timeline", str(bad), "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / "out"),
-                 "--no-progress"])
+    code = main(["timeline", str(bad), "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / "out"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err == [f"uniformerv2 timeline: error: {bad}: {reason}"]
 
 
 def _write_wav(path):
     import wave
+
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -92,8 +110,24 @@ def test_timeline_times_come_from_the_frames_timestamps(tmp_path):
     times = np.concatenate([np.arange(30) / 30, 1 + np.arange(10) / 5])
     video = write_frames(tmp_path / "vfr.mp4", portrait_frames(frames=40), times=times)
     ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
-    assert main(["timeline", str(video), "--checkpoint", str(ckpt), "--window", "1s", "--stride", "1s",
-                 "--out-dir", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "timeline",
+                str(video),
+                "--checkpoint",
+                str(ckpt),
+                "--window",
+                "1s",
+                "--stride",
+                "1s",
+                "--out-dir",
+                str(tmp_path / "out"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     windows = json.loads((tmp_path / "out" / "vfr_timeline.json").read_text())["windows"]
     assert [(w["start_s"], w["end_s"]) for w in windows] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
 
@@ -102,9 +136,24 @@ def test_the_annotated_copy_of_a_phone_video_is_upright(tmp_path):
     sideways = np.ascontiguousarray(np.rot90(portrait_frames(frames=12), 1, axes=(1, 2)))
     video = set_display_rotation(write_frames(tmp_path / "phone.mp4", sideways), 90)
     ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
-    assert main(["timeline", str(video), "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / "out"),
-                 "--annotate", str(tmp_path / "annotated.mp4"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "timeline",
+                str(video),
+                "--checkpoint",
+                str(ckpt),
+                "--out-dir",
+                str(tmp_path / "out"),
+                "--annotate",
+                str(tmp_path / "annotated.mp4"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     from uniformerv2.data import read_frames
+
     height, width = read_frames(tmp_path / "annotated.mp4", [0]).shape[1:3]
     assert (height, width) == (48, 32)
 
@@ -113,10 +162,25 @@ def test_window_and_stride_in_frames_are_counted_at_the_videos_rate_and_top_k_na
     video = write_frames(tmp_path / "ten_fps.mp4", portrait_frames(frames=40), fps=10)  # 4 s
     ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
     runs = {}
-    for name, argv in (("seconds", ["--window", "2s", "--stride", "1", "--top-k", "2"]),
-                       ("frames", ["--window", "20f", "--stride", "10f", "--top", "2"])):  # --top: the old spelling
-        assert main(["timeline", str(video), "--checkpoint", str(ckpt), "--out-dir", str(tmp_path / name),
-                     "--no-progress", *argv]) == 0
+    for name, argv in (
+        ("seconds", ["--window", "2s", "--stride", "1", "--top-k", "2"]),
+        ("frames", ["--window", "20f", "--stride", "10f", "--top", "2"]),
+    ):  # --top: the old spelling
+        assert (
+            main(
+                [
+                    "timeline",
+                    str(video),
+                    "--checkpoint",
+                    str(ckpt),
+                    "--out-dir",
+                    str(tmp_path / name),
+                    "--no-progress",
+                    *argv,
+                ]
+            )
+            == 0
+        )
         runs[name] = json.loads((tmp_path / name / "ten_fps_timeline.json").read_text())
     windows = [(w["start_s"], w["end_s"]) for w in runs["frames"]["windows"]]
     assert windows == [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)]
@@ -132,6 +196,7 @@ def test_scan_reads_an_open_video_and_refuses_too_many_windows(tmp_path):
     from uniformerv2.data import open_video
     from uniformerv2.errors import UsageError
     from uniformerv2.timeline import scan
+
     ckpt = save_checkpoint(randomised(UniFormerV2(tiny_config())), tmp_path / "tiny.safetensors")
     clf = VideoClassifier.from_pretrained(ckpt, views=(1, 1))
     with open_video(DEMO) as reader:

@@ -5,8 +5,15 @@ import pytest
 import torch
 import torchvision.transforms.functional as F1
 
-from uniformerv2.data.augment import (RANDAUG_OPS, TrainClipsDataset, TrainTransform, _apply_op, item_rng,
-                                      rand_augment, random_resized_crop_box)
+from uniformerv2.data.augment import (
+    RANDAUG_OPS,
+    TrainClipsDataset,
+    TrainTransform,
+    _apply_op,
+    item_rng,
+    rand_augment,
+    random_resized_crop_box,
+)
 
 F_t = pytest.importorskip("torchvision.transforms._functional_tensor")
 FILL = [0.5, 0.5, 0.5]  # pytorchvideo's default fill, given uint8 frames by MMAction2
@@ -28,6 +35,7 @@ def pytorchvideo_reference(video, name, level, negate):
 
     def signed(v):
         return -v if negate else v
+
     if name == "AdjustBrightness":
         return F1.adjust_brightness(video, 1 + signed(0.9 * m))
     if name == "AdjustContrast":
@@ -51,8 +59,12 @@ def pytorchvideo_reference(video, name, level, negate):
         return F1.solarize(video, int((1 - m) * 255.0))
     f = signed({"ShearX": 0.3, "ShearY": 0.3, "TranslateX": 0.45, "TranslateY": 0.45}[name] * m)
     h, w = video.shape[-2:]
-    matrix = {"ShearX": [1, f, h * f / 2, 0, 1, 0], "ShearY": [1, 0, 0, f, 1, w * f / 2],
-              "TranslateX": [1, 0, f * w, 0, 1, 0], "TranslateY": [1, 0, 0, 0, 1, f * h]}[name]
+    matrix = {
+        "ShearX": [1, f, h * f / 2, 0, 1, 0],
+        "ShearY": [1, 0, 0, f, 1, w * f / 2],
+        "TranslateX": [1, 0, f * w, 0, 1, 0],
+        "TranslateY": [1, 0, 0, 0, 1, f * h],
+    }[name]
     return F_t.affine(video, matrix, fill=FILL, interpolation="bilinear")
 
 
@@ -97,6 +109,7 @@ def test_same_op_for_every_frame():
 
 def test_rand_augment_draws_distinct_ops_with_prob_half(monkeypatch):
     import uniformerv2.data.augment as A
+
     calls = []
     monkeypatch.setattr(A, "_apply_op", lambda video, name, level, rng, fill=0: calls.append((name, level)) or video)
     rounds = 2000
@@ -126,19 +139,22 @@ def test_random_resized_crop_box_is_mmaction2s():
             assert 0.08 * 0.8 <= area <= 1.0 + 0.05  # rounded sides
             assert 3 / 4 * 0.8 <= cw / ch <= 4 / 3 * 1.25
     # impossible candidates -> the centred square of the short side
-    assert random_resized_crop_box(10, 100, np.random.default_rng(0), area_range=(1.0, 1.0),
-                                   aspect_ratio_range=(1.0, 1.0)) == (45, 0, 55, 10)
+    assert random_resized_crop_box(
+        10, 100, np.random.default_rng(0), area_range=(1.0, 1.0), aspect_ratio_range=(1.0, 1.0)
+    ) == (45, 0, 55, 10)
 
 
 @pytest.fixture(scope="module")
 def one_video(tmp_path_factory):
     from uniformerv2.data import VideoSample
     from uniformerv2.demo import make_lamp_video, write_video
+
     root = tmp_path_factory.mktemp("aug_videos")
     paths = []
     for k in range(2):
-        paths.append(write_video(root / f"{k}.mp4", make_lamp_video(k, np.random.default_rng(k), frames=12,
-                                                                    height=36, width=48)))
+        paths.append(
+            write_video(root / f"{k}.mp4", make_lamp_video(k, np.random.default_rng(k), frames=12, height=36, width=48))
+        )
     return [VideoSample(str(p), k) for k, p in enumerate(paths)]
 
 
@@ -161,12 +177,15 @@ def test_train_clips_dataset_is_a_function_of_seed_epoch_index(one_video):
 
 def test_train_transform_without_randaug_is_crop_resize_flip(one_video):
     from uniformerv2.data import read_frames
+
     frames = read_frames(one_video[0].path, [0, 3, 6, 9])
-    tf = TrainTransform(short_side=36, size=36, randaug=False, area_range=(1.0, 1.0), aspect_ratio_range=(1.0, 1.0),
-                        flip_ratio=0.0)
+    tf = TrainTransform(
+        short_side=36, size=36, randaug=False, area_range=(1.0, 1.0), aspect_ratio_range=(1.0, 1.0), flip_ratio=0.0
+    )
     out = tf(frames, np.random.default_rng(0))
     # a 36x48 frame: full-area square crops do not fit -> the centred 36x36 square, no resize needed
     assert torch.equal(out, torch.from_numpy(frames[:, :, 6:42]))
-    flipped = TrainTransform(short_side=36, size=36, randaug=False, area_range=(1.0, 1.0),
-                             aspect_ratio_range=(1.0, 1.0), flip_ratio=1.0)(frames, np.random.default_rng(0))
+    flipped = TrainTransform(
+        short_side=36, size=36, randaug=False, area_range=(1.0, 1.0), aspect_ratio_range=(1.0, 1.0), flip_ratio=1.0
+    )(frames, np.random.default_rng(0))
     assert torch.equal(flipped, out.flip(2))

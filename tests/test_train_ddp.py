@@ -1,4 +1,5 @@
 """Two CPU processes (torchrun, gloo, DDP) reach the weights of one process with the same total batch."""
+
 import json
 import os
 import subprocess
@@ -7,12 +8,11 @@ import textwrap
 
 import pytest
 import torch
-from helpers import TINY_TRAIN, train_config, write_lamp_dataset
 from safetensors.torch import load_file
 
+from helpers import TINY_TRAIN, train_config, write_lamp_dataset
 from uniformerv2.engine.sampler import ResumableSampler
 from uniformerv2.engine.train import build_model
-
 
 RUNNER = textwrap.dedent("""
     import json, sys
@@ -32,20 +32,32 @@ def test_sampler_shards_each_global_batch():
     full = [i for _, i in one]
     halves = [[i for _, i in s] for s in two]
     for b in range(2):  # global batch b of 8 = rank 0's 4 + rank 1's 4
-        assert sorted(full[8 * b:8 * b + 8]) == sorted(halves[0][4 * b:4 * b + 4] + halves[1][4 * b:4 * b + 4])
+        assert sorted(full[8 * b : 8 * b + 8]) == sorted(halves[0][4 * b : 4 * b + 4] + halves[1][4 * b : 4 * b + 4])
     two[0].set_epoch(1, start=2)
     assert [i for _, i in two[0]] == halves[0][2:]
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    return write_lamp_dataset(tmp_path_factory.mktemp("ddp_videos"), classes=2, per_class=8, frames=8, height=16, width=20, seed=9)
+    return write_lamp_dataset(
+        tmp_path_factory.mktemp("ddp_videos"), classes=2, per_class=8, frames=8, height=16, width=20, seed=9
+    )
 
 
 def _cfg(videos, work_dir, batch_size, **extra):
     # no dropout and no BatchNorm (the local MHRA's): those are per-process by design
-    return train_config(videos, work_dir, num_classes=2, val_ann_file=str(videos / "val.txt"), batch_size=batch_size,
-                        base_lr=0.032, lr=None, seed=11, log_interval=1, **extra)
+    return train_config(
+        videos,
+        work_dir,
+        num_classes=2,
+        val_ann_file=str(videos / "val.txt"),
+        batch_size=batch_size,
+        base_lr=0.032,
+        lr=None,
+        seed=11,
+        log_interval=1,
+        **extra,
+    )
 
 
 def _run(tmp_path, cfg, nproc):
@@ -57,8 +69,15 @@ def _run(tmp_path, cfg, nproc):
     if nproc == 1:
         cmd = [sys.executable, str(script), str(cfg_file)]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               str(script), str(cfg_file)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            str(script),
+            str(cfg_file),
+        ]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-4000:]
     return r
@@ -82,14 +101,17 @@ def test_two_gloo_processes_equal_one_process(tmp_path, videos, sharding):
         if k.endswith("attn.in_proj_bias"):
             # the key bias has an identically zero gradient (softmax ignores it): AdamW turns the rounding noise
             # of the two summation orders into lr-sized steps, so only the query and value biases are compared
-            x, y, w0 = (torch.cat([t[:c], t[2 * c:]]) for t in (x, y, w0))
+            x, y, w0 = (torch.cat([t[:c], t[2 * c :]]) for t in (x, y, w0))
         moved = (x - w0).abs().max()
         assert moved > 0, k
         # equal up to float summation order: within 0.2% of how far the weights moved in the 4 steps
         assert (x - y).abs().max() <= 2e-3 * moved + 1e-8, (k, float((x - y).abs().max()), float(moved))
     logs = [json.loads(x) for x in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
     assert [h["global_step"] for h in logs if h["type"] == "train"] == [1, 2, 3, 4]
-    loss_one = [json.loads(x)["loss"] for x in (tmp_path / "one" / "log.jsonl").read_text().splitlines()
-                if json.loads(x)["type"] == "train"]
+    loss_one = [
+        json.loads(x)["loss"]
+        for x in (tmp_path / "one" / "log.jsonl").read_text().splitlines()
+        if json.loads(x)["type"] == "train"
+    ]
     loss_two = [h["loss"] for h in logs if h["type"] == "train"]
     assert loss_one == pytest.approx(loss_two, rel=1e-6)

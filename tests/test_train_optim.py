@@ -1,15 +1,23 @@
 """The recipe's optimiser and learning-rate schedule (MMAction2 1.2.0 / mmengine semantics)."""
+
 import math
 
 import pytest
 import torch
 
-from uniformerv2.engine.optim import RecipeSchedule, build_optimizer, param_groups, scaled_lr
 from helpers import tiny_config
+from uniformerv2.engine.optim import RecipeSchedule, build_optimizer, param_groups, scaled_lr
 from uniformerv2.model import UniFormerV2
 
-TINY = tiny_config(input_resolution=16, patch_size=8, layers=2, return_list=(0, 1), mlp_dropout=(0.0, 0.0),
-                   no_lmhra=False, double_lmhra=True)
+TINY = tiny_config(
+    input_resolution=16,
+    patch_size=8,
+    layers=2,
+    return_list=(0, 1),
+    mlp_dropout=(0.0, 0.0),
+    no_lmhra=False,
+    double_lmhra=True,
+)
 
 
 def mmengine_reference(epoch_length, base_lr=2e-6, start_factor=0.5, warmup=1, epochs=5, eta_min_ratio=0.5):
@@ -34,13 +42,15 @@ def mmengine_reference(epoch_length, base_lr=2e-6, start_factor=0.5, warmup=1, e
             if lin_last == 0:
                 lr = lr * start_factor
             else:
-                lr = lr * (1.0 + (1.0 - start_factor) / (total_iters * start_factor + (lin_last - 1)
-                                                         * (1.0 - start_factor)))
+                lr = lr * (
+                    1.0 + (1.0 - start_factor) / (total_iters * start_factor + (lin_last - 1) * (1.0 - start_factor))
+                )
         if cos_begin <= global_step < cos_end:
             cos_last += 1
             if cos_last > 0:
-                lr = (1 + math.cos(math.pi * cos_last / t_max)) / (1 + math.cos(math.pi * (cos_last - 1) / t_max)) \
-                    * (lr - eta_min) + eta_min
+                lr = (1 + math.cos(math.pi * cos_last / t_max)) / (1 + math.cos(math.pi * (cos_last - 1) / t_max)) * (
+                    lr - eta_min
+                ) + eta_min
         out.append(lr)
     return out
 
@@ -89,8 +99,12 @@ def test_no_weight_decay_on_norms_and_biases():
             wd[name] = g["weight_decay"]
     names = dict(model.named_parameters())
     assert set(wd) == set(names)  # every parameter exactly once
-    norm_params = {f"{m}.{p}" for m, mod in model.named_modules() for p, _ in mod.named_parameters(recurse=False)
-                   if isinstance(mod, (torch.nn.LayerNorm, torch.nn.BatchNorm3d))}
+    norm_params = {
+        f"{m}.{p}"
+        for m, mod in model.named_modules()
+        for p, _ in mod.named_parameters(recurse=False)
+        if isinstance(mod, (torch.nn.LayerNorm, torch.nn.BatchNorm3d))
+    }
     assert norm_params and any("lmhra1.pos_embed.0" in n for n in norm_params)  # LayerNorms and MHRA BatchNorms
     for name, decay in wd.items():
         if name in norm_params or name.endswith("bias"):

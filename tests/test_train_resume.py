@@ -1,4 +1,5 @@
 """A run killed with SIGKILL mid-epoch and resumed ends with exactly the weights of an uninterrupted run."""
+
 import json
 import os
 import signal
@@ -8,10 +9,9 @@ import textwrap
 
 import pytest
 import torch
-from helpers import train_config, write_lamp_dataset
 from safetensors.torch import load_file
 
-
+from helpers import train_config, write_lamp_dataset
 
 RUNNER = textwrap.dedent("""
     import json, os, signal, sys
@@ -36,9 +36,22 @@ def videos(tmp_path_factory):
 def _config(videos, work_dir, **kw):
     # dropout, drop path and the local MHRA's BatchNorm on: resume must restore every random stream
     arch = dict(mlp_dropout=(0.5,), no_lmhra=False, double_lmhra=False, backbone_drop_path_rate=0.1)
-    cfg = train_config(videos, work_dir, arch=arch, num_classes=3, dropout_ratio=0.5,
-                       val_ann_file=str(videos / "val.txt"), area_range=(0.3, 1.0), epochs=3, batch_size=4,
-                       checkpoint_interval_steps=2, keep_last=2, log_interval=1, val_batch_views=8, seed=7)
+    cfg = train_config(
+        videos,
+        work_dir,
+        arch=arch,
+        num_classes=3,
+        dropout_ratio=0.5,
+        val_ann_file=str(videos / "val.txt"),
+        area_range=(0.3, 1.0),
+        epochs=3,
+        batch_size=4,
+        checkpoint_interval_steps=2,
+        keep_last=2,
+        log_interval=1,
+        val_batch_views=8,
+        seed=7,
+    )
     return cfg.replace(**kw)
 
 
@@ -48,8 +61,9 @@ def _run(tmp_path, cfg, kill_at=0):
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, str(script), str(cfg_file), str(kill_at)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script), str(cfg_file), str(kill_at)], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
@@ -83,8 +97,11 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path, videos,
     for i, st in sa["optimizer"]["state"].items():
         assert torch.equal(st["exp_avg_sq"], sb["optimizer"]["state"][i]["exp_avg_sq"])
     # the log has each step once, as the uninterrupted run's
-    steps = [json.loads(line)["global_step"] for line in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()
-             if json.loads(line)["type"] == "train"]
+    steps = [
+        json.loads(line)["global_step"]
+        for line in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()
+        if json.loads(line)["type"] == "train"
+    ]
     assert steps == list(range(1, 10))
     hist_a = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
     hist_b = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]

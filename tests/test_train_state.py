@@ -1,4 +1,5 @@
 """Training-state checkpoints: atomic writes (also under SIGKILL), keep-last-N, best marker, RNG capture."""
+
 import json
 import os
 import random
@@ -12,8 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from uniformerv2.engine.state import (CheckpointManager, TrainingStateError, atomic_write, capture_rng_state,
-                                      find_resume_checkpoint, load_training_state, restore_rng_state)
+from uniformerv2.engine.state import (
+    CheckpointManager,
+    TrainingStateError,
+    atomic_write,
+    capture_rng_state,
+    find_resume_checkpoint,
+    load_training_state,
+    restore_rng_state,
+)
 
 
 def _state(value, n=10):

@@ -3,11 +3,12 @@
 Expected numbers come from ``fixtures/param_counts/mmaction2_param_counts.json``, made by
 ``scripts/oracle_param_counts.py`` with MMAction2 1.2.0 itself. Big models are built on the meta device.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -21,12 +22,21 @@ GOLDEN_FILE = Path(__file__).parent / "fixtures" / "param_counts" / "mmaction2_p
 GOLDEN = json.loads(GOLDEN_FILE.read_text())["configs"]
 MMACTION2 = sorted(GOLDEN)
 ORIGINAL = list_models(source="original")
-DATASETS = {"kinetics400", "kinetics600", "kinetics700", "kinetics710", "mitv1", "sthv1", "sthv2", "activitynet",
-            "hacs"}
+DATASETS = {
+    "kinetics400",
+    "kinetics600",
+    "kinetics700",
+    "kinetics710",
+    "mitv1",
+    "sthv1",
+    "sthv2",
+    "activitynet",
+    "hacs",
+}
 PRETRAINS = {"clip", "clip-kinetics710", "clip-kinetics710-kinetics400"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def param_counts(name: str) -> tuple[int, int, int]:
     """(total, backbone, head) parameters of a preset's network, built on the meta device."""
     with torch.device("meta"):
@@ -36,14 +46,18 @@ def param_counts(name: str) -> tuple[int, int, int]:
 
 def golden_total(input_resolution: int, patch_size: int, num_classes: int) -> int:
     """The oracle's total for an MMAction2 config of that CLIP encoder and head size."""
-    totals = {g["params"]["total"] for g in GOLDEN.values()
-              if (g["backbone"]["input_resolution"], g["backbone"]["patch_size"], g["head"]["num_classes"])
-              == (input_resolution, patch_size, num_classes)}
+    totals = {
+        g["params"]["total"]
+        for g in GOLDEN.values()
+        if (g["backbone"]["input_resolution"], g["backbone"]["patch_size"], g["head"]["num_classes"])
+        == (input_resolution, patch_size, num_classes)
+    }
     assert len(totals) == 1, (input_resolution, patch_size, num_classes, totals)
     return totals.pop()
 
 
 # ---------------------------------------------------------------------------------------------------- MMAction2
+
 
 def test_there_is_a_preset_for_every_mmaction2_uniformerv2_config():
     assert len(MMACTION2) == 24
@@ -52,8 +66,11 @@ def test_there_is_a_preset_for_every_mmaction2_uniformerv2_config():
 
 @pytest.mark.parametrize("name", MMACTION2)
 def test_mmaction2_preset_has_the_parameter_count_of_mmaction2(name):
-    assert param_counts(name) == (GOLDEN[name]["params"]["total"], GOLDEN[name]["params"]["backbone"],
-                                  GOLDEN[name]["params"]["cls_head"])
+    assert param_counts(name) == (
+        GOLDEN[name]["params"]["total"],
+        GOLDEN[name]["params"]["backbone"],
+        GOLDEN[name]["params"]["cls_head"],
+    )
 
 
 @pytest.mark.parametrize("name", MMACTION2)
@@ -122,12 +139,21 @@ def test_b16_results_without_an_own_top1_report_the_mm_kinetics_number():
 
 # ----------------------------------------------------------------------------------------------------- original
 
+
 def test_the_original_zoo_has_every_model_zoo_checkpoint():
     assert len(ORIGINAL) == 49
     by_dataset = {d: [n for n in ORIGINAL if get_preset(n).dataset == d] for d in DATASETS}
     assert {d: len(v) for d, v in by_dataset.items()} == {
-        "kinetics710": 4, "kinetics400": 10, "kinetics600": 10, "kinetics700": 10, "mitv1": 3, "sthv1": 4,
-        "sthv2": 4, "activitynet": 2, "hacs": 2}
+        "kinetics710": 4,
+        "kinetics400": 10,
+        "kinetics600": 10,
+        "kinetics700": 10,
+        "mitv1": 3,
+        "sthv1": 4,
+        "sthv2": 4,
+        "activitynet": 2,
+        "hacs": 2,
+    }
 
 
 @pytest.mark.parametrize("name", ORIGINAL)
@@ -152,8 +178,11 @@ def test_original_kinetics_and_mit_presets_match_the_mmaction2_ports(name):
 @pytest.mark.parametrize("name", [n for n in ORIGINAL if get_preset(n).dataset in ("activitynet", "hacs")])
 def test_original_untrimmed_presets_are_kinetics_l14_with_a_200_way_head(name):
     cfg = get_preset(name).config
-    backbones = {g["params"]["backbone"] for g in GOLDEN.values()
-                 if (g["backbone"]["input_resolution"], g["backbone"]["patch_size"]) == (224, 14)}
+    backbones = {
+        g["params"]["backbone"]
+        for g in GOLDEN.values()
+        if (g["backbone"]["input_resolution"], g["backbone"]["patch_size"]) == (224, 14)
+    }
     assert param_counts(name)[1] in backbones
     assert param_counts(name)[2] == (cfg.n_dim + 1) * 200
 
@@ -181,6 +210,7 @@ def test_frozen_presets_have_no_fusion_and_a_frozen_clip_backbone():
 
 # --------------------------------------------------------------------------------------------------------- all
 
+
 @pytest.mark.parametrize("name", list_models())
 def test_preset_fields_are_consistent(name):
     preset = get_preset(name)
@@ -192,14 +222,16 @@ def test_preset_fields_are_consistent(name):
     assert preset.num_frames == preset.config.t_size
     assert preset.resolution == preset.config.input_resolution
     assert preset.num_views == preset.num_clips * preset.num_crops
-    expected = next((v for v in (preset.top1, preset.mm_kinetics_top1, preset.reference_top1) if v is not None),
-                    None)
+    expected = next((v for v in (preset.top1, preset.mm_kinetics_top1, preset.reference_top1) if v is not None), None)
     assert preset.reported_top1 == expected
 
 
 def test_every_label_map_named_is_a_package_file_with_one_line_per_class():
-    named = {get_preset(n).label_map_file: get_preset(n).config.num_classes for n in list_models()
-             if get_preset(n).label_map is not None}
+    named = {
+        get_preset(n).label_map_file: get_preset(n).config.num_classes
+        for n in list_models()
+        if get_preset(n).label_map is not None
+    }
     assert named
     for path, num_classes in named.items():
         text = resources.files("uniformerv2").joinpath(path).read_text(encoding="utf-8")
@@ -220,6 +252,7 @@ def test_presets_are_immutable():
 
 
 # ------------------------------------------------------------------------------------------------- list / get
+
 
 def test_list_models_is_sorted_and_covers_both_sources():
     names = list_models()

@@ -6,12 +6,12 @@
 >>> logits = model(video)  # normalised float video [N, 3, T, H, W] -> [N, 400]
 >>> model.pretrained_cfg.protocol, model.pretrained_cfg.class_names[:2]
 """
+
 from ._version import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import PretrainedCfg, UniFormerV2Config
 from .errors import CheckpointError, UniFormerV2Error
-from .factory import (convert, count_flops, count_parameters, create_model, from_pretrained, init_from_clip,
-                      model_info)
+from .factory import convert, count_flops, count_parameters, create_model, from_pretrained, init_from_clip, model_info
 from .inference import VideoClassifier
 from .model import UniFormerV2
 from .protocol import Protocol

@@ -10,6 +10,7 @@ a writer that takes a path or a file and writes it at once, :func:`atomic_path` 
 (the video writer: frames arrive one by one, the file is moved into place at the end), :func:`move_into_place`
 for a file finished elsewhere (a resumable download's ``.part``), :func:`append_line` for logs.
 """
+
 from __future__ import annotations
 
 import errno
@@ -17,16 +18,26 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Callable
+from typing import IO
 
 from .errors import OutputError, UniFormerV2Error
 
-__all__ = ["atomic_write", "atomic_write_file", "atomic_write_text", "atomic_write_bytes", "atomic_copy",
-           "atomic_path", "AtomicPath", "move_into_place", "file_errors", "append_line"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_file",
+    "atomic_write_text",
+    "atomic_write_bytes",
+    "atomic_copy",
+    "atomic_path",
+    "AtomicPath",
+    "move_into_place",
+    "file_errors",
+    "append_line",
+]
 
 _UMASK_LOCK = threading.Lock()
 # torch.save reports a failed write as a RuntimeError from its zip writer ("unexpected pos", "file write failed"),
@@ -85,7 +96,7 @@ def file_errors(path: str | os.PathLike) -> Iterator[None]:
     :class:`OutputError` naming ``path``; other errors pass through."""
     try:
         yield
-    except Exception as e:  # noqa: BLE001 - the writers (torch, safetensors, PIL, PyAV) raise their own types
+    except Exception as e:
         error = _output_error(Path(path), e)
         if error is None:
             raise
@@ -165,10 +176,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
 
 def atomic_write_file(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool) -> Path:
     """:func:`atomic_write` for writers that take an open file (text files are UTF-8, no newline translation)."""
+
     def to_path(tmp: str) -> None:
         kwargs = {} if binary else {"encoding": "utf-8", "newline": ""}
         with open(tmp, "wb" if binary else "w", **kwargs) as f:
             write(f)
+
     return atomic_write(path, to_path)
 
 

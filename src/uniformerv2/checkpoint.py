@@ -5,6 +5,7 @@ conversion between formats is :mod:`uniformerv2.conversions`'. Loading never unp
 go through ``torch.load(weights_only=True)``, and safetensors hold only tensors. Every failure is a
 :class:`CheckpointError` that names the file.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,9 @@ import os
 import pickle
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -21,9 +23,19 @@ from torch import Tensor, nn
 from ._version import __version__
 from .atomic import atomic_write
 from .config import PretrainedCfg, UniFormerV2Config
-from .conversions import (FORMAT_NAME, channel_map, clip_to_uniformerv2, detect_format, first_keys, fit_pos_embed,
-                          from_uniformerv2, inflate_patch_kernel, k710_channel_map, select_head_channels,
-                          to_uniformerv2)
+from .conversions import (
+    FORMAT_NAME,
+    channel_map,
+    clip_to_uniformerv2,
+    detect_format,
+    first_keys,
+    fit_pos_embed,
+    from_uniformerv2,
+    inflate_patch_kernel,
+    k710_channel_map,
+    select_head_channels,
+    to_uniformerv2,
+)
 from .errors import CheckpointError, ConfigError
 from .protocol import Protocol
 
@@ -48,6 +60,7 @@ PRETRAINED_WEIGHTS = "model.safetensors"  # the weights of a Hugging Face-style 
 
 # --------------------------------------------------------------------------------------------- reading files
 
+
 def _is_safetensors(path: Path) -> bool:
     if path.suffix in SAFETENSORS_SUFFIXES:
         return True
@@ -62,6 +75,7 @@ def _is_safetensors(path: Path) -> bool:
 
 def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     from safetensors import SafetensorError, safe_open
+
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
@@ -92,10 +106,13 @@ def _read_torch(path: Path) -> Any:
             raise CheckpointError(
                 f"{path}: refused to load: the file contains pickled code or objects ({detail}), and "
                 "uniformerv2 only loads tensors (torch.load(weights_only=True)). If you trust the file, convert "
-                "it to a plain state dict or safetensors yourself.") from None
+                "it to a plain state dict or safetensors yourself."
+            ) from None
         if "Unsupported" in msg or "weights_only" in msg.lower() or "Weights only load failed" in msg:
-            raise CheckpointError(f"{path}: refused to load: the file holds objects other than tensors "
-                                  f"and plain containers ({msg.strip().splitlines()[-1][:200]})") from None
+            raise CheckpointError(
+                f"{path}: refused to load: the file holds objects other than tensors "
+                f"and plain containers ({msg.strip().splitlines()[-1][:200]})"
+            ) from None
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({msg.splitlines()[0][:200]})") from None
     except EOFError:
         raise CheckpointError(f"{path}: the file is empty or truncated") from None
@@ -104,10 +121,11 @@ def _read_torch(path: Path) -> Any:
         if "TorchScript" in msg or "torch.jit" in msg or "constants.pkl" in msg:
             return _read_torchscript(path)
         if "zip archive" in msg or "central directory" in msg or "PytorchStreamReader" in msg:
-            raise CheckpointError(f"{path}: the file is truncated or corrupt (it is not a complete "
-                                  "PyTorch zip archive); download it again") from None
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({msg.splitlines()[0][:200]})") \
-            from None
+            raise CheckpointError(
+                f"{path}: the file is truncated or corrupt (it is not a complete "
+                "PyTorch zip archive); download it again"
+            ) from None
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({msg.splitlines()[0][:200]})") from None
     except Exception as e:  # noqa: BLE001 - the unpickler fails in many ways on files that are not checkpoints
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
 
@@ -150,15 +168,22 @@ def _unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
     if not tensors:
         raise CheckpointError(f"{path}: holds no tensors (keys: {first_keys(obj.keys())})")
     if all(k.startswith("module.") for k in tensors):  # saved from DistributedDataParallel
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
     return tensors
 
 
 # -------------------------------------------------------------------------------------------- loading
 
-def load_checkpoint(model: UniFormerV2, path_or_url: str | os.PathLike[str], *, strict: bool = True,
-                    channel_map_name: str | os.PathLike[str] | None = None, progress: bool = True,
-                    replace_head: bool | None = None) -> dict[str, Any]:
+
+def load_checkpoint(
+    model: UniFormerV2,
+    path_or_url: str | os.PathLike[str],
+    *,
+    strict: bool = True,
+    channel_map_name: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    replace_head: bool | None = None,
+) -> dict[str, Any]:
     """Load any supported checkpoint (file or URL) into ``model``; return a report of what was loaded.
 
     A CLIP checkpoint initialises the image part only. A Kinetics-710 head is mapped to a 400/600/700-class
@@ -167,18 +192,26 @@ def load_checkpoint(model: UniFormerV2, path_or_url: str | os.PathLike[str], *, 
     or unexpected key is an error; shapes must always fit.
     """
     from .hub import resolve
+
     path = resolve(path_or_url, progress=progress)
     state_dict, metadata = read_checkpoint(path)
     try:
-        return load_state_dict(model, state_dict, metadata, strict=strict, channel_map_name=channel_map_name,
-                               replace_head=replace_head)
+        return load_state_dict(
+            model, state_dict, metadata, strict=strict, channel_map_name=channel_map_name, replace_head=replace_head
+        )
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
 
 
-def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None,
-                    *, strict: bool = True, channel_map_name: str | os.PathLike[str] | None = None,
-                    replace_head: bool | None = None) -> dict[str, Any]:
+def load_state_dict(
+    model: UniFormerV2,
+    state_dict: Mapping[str, Tensor],
+    metadata: Mapping[str, str] | None = None,
+    *,
+    strict: bool = True,
+    channel_map_name: str | os.PathLike[str] | None = None,
+    replace_head: bool | None = None,
+) -> dict[str, Any]:
     """Convert a state dict of any supported format and load it into ``model`` (see :func:`load_checkpoint`)."""
     if replace_head is None:
         replace_head = not strict
@@ -206,8 +239,11 @@ def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metada
             skipped = [k for k in ("cls_head.fc_cls.weight", "cls_head.fc_cls.bias") if k in own]
             for k in skipped:
                 sd.pop(k, None)
-            warnings.warn(f"the checkpoint's head has {head.shape[0]} classes and the model {want}: "
-                          "the head keeps its fresh initialisation", stacklevel=3)
+            warnings.warn(
+                f"the checkpoint's head has {head.shape[0]} classes and the model {want}: "
+                "the head keeps its fresh initialisation",
+                stacklevel=3,
+            )
     fit_pos_embed(sd, own)
     _check_shapes(sd, own)
     missing = [k for k in own if k not in sd and k not in skipped and not k.endswith("num_batches_tracked")]
@@ -220,11 +256,19 @@ def load_state_dict(model: UniFormerV2, state_dict: Mapping[str, Tensor], metada
             parts.append(f"missing keys {first_keys(missing)}")
         if unexpected:
             parts.append(f"unexpected keys {first_keys(unexpected)}")
-        raise CheckpointError(f"does not fit the model ({fmt} format): " + "; ".join(parts) +
-                              ". Is it a checkpoint of another architecture (check the preset or overrides)?")
+        raise CheckpointError(
+            f"does not fit the model ({fmt} format): "
+            + "; ".join(parts)
+            + ". Is it a checkpoint of another architecture (check the preset or overrides)?"
+        )
     model.load_state_dict(sd, strict=False)
-    return {"format": fmt, "loaded": sorted(k for k in sd if k in own), "skipped": skipped,
-            "missing": missing, "unexpected": unexpected}
+    return {
+        "format": fmt,
+        "loaded": sorted(k for k in sd if k in own),
+        "skipped": skipped,
+        "missing": missing,
+        "unexpected": unexpected,
+    }
 
 
 def only_head(sd: Mapping[str, Tensor]) -> bool:
@@ -232,14 +276,21 @@ def only_head(sd: Mapping[str, Tensor]) -> bool:
 
 
 def _check_shapes(sd: Mapping[str, Tensor], own: Mapping[str, Tensor]) -> None:
-    bad = [f"{k} {list(v.shape)} (model: {list(own[k].shape)})" for k, v in sd.items()
-           if k in own and v.shape != own[k].shape]
+    bad = [
+        f"{k} {list(v.shape)} (model: {list(own[k].shape)})"
+        for k, v in sd.items()
+        if k in own and v.shape != own[k].shape
+    ]
     if bad:
-        raise CheckpointError("shapes differ from the model's: " + first_keys(bad, 3) +
-                              ". Is it a checkpoint of another architecture (check the preset or overrides)?")
+        raise CheckpointError(
+            "shapes differ from the model's: "
+            + first_keys(bad, 3)
+            + ". Is it a checkpoint of another architecture (check the preset or overrides)?"
+        )
 
 
 # ------------------------------------------------------------------------------ our own format, saving
+
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The metadata of one of our safetensors checkpoints, read from its header only (empty for other files)."""
@@ -247,6 +298,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     if not path.is_file() or not _is_safetensors(path):
         return {}
     from safetensors import SafetensorError, safe_open
+
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
@@ -277,8 +329,9 @@ def _json_list(text: str | None) -> list[str] | None:
     return [str(v) for v in value] if isinstance(value, list) else None
 
 
-def pretrained_cfg_from_metadata(meta: Mapping[str, str], cfg: UniFormerV2Config) -> tuple[Protocol | None,
-                                                                                           list[str] | None]:
+def pretrained_cfg_from_metadata(
+    meta: Mapping[str, str], cfg: UniFormerV2Config
+) -> tuple[Protocol | None, list[str] | None]:
     """The test protocol and class names our checkpoints record (each None where the file has none).
 
     Reads the current layout (``protocol``, ``class_names`` as JSON) and the one earlier releases wrote
@@ -292,8 +345,12 @@ def pretrained_cfg_from_metadata(meta: Mapping[str, str], cfg: UniFormerV2Config
             protocol = None
     elif any(k in meta for k in ("num_frames", "resolution", "num_clips", "num_crops", "sampling")):
         fields: dict[str, Any] = {"frames": int(cfg.t_size), "size": int(cfg.input_resolution)}
-        for key, meta_key in (("frames", "num_frames"), ("size", "resolution"), ("clips", "num_clips"),
-                              ("crops", "num_crops")):
+        for key, meta_key in (
+            ("frames", "num_frames"),
+            ("size", "resolution"),
+            ("clips", "num_clips"),
+            ("crops", "num_crops"),
+        ):
             if str(meta.get(meta_key, "")).isdigit():
                 fields[key] = int(meta[meta_key])
         if meta.get("sampling") in ("mmaction2", "original"):
@@ -302,13 +359,19 @@ def pretrained_cfg_from_metadata(meta: Mapping[str, str], cfg: UniFormerV2Config
     names = _json_list(meta.get("class_names"))
     if names is None and meta.get("label_map"):
         from .data.labels import read_label_map
+
         names = list(read_label_map(meta["label_map"]))
     return protocol, names
 
 
-def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.PathLike[str], *,
-                    config: UniFormerV2Config | None = None, fmt: str = "uniformerv2",
-                    extra_metadata: Mapping[str, str] | None = None) -> Path:
+def save_checkpoint(
+    model: UniFormerV2 | Mapping[str, Tensor],
+    path: str | os.PathLike[str],
+    *,
+    config: UniFormerV2Config | None = None,
+    fmt: str = "uniformerv2",
+    extra_metadata: Mapping[str, str] | None = None,
+) -> Path:
     """Write a model atomically: 'uniformerv2' (safetensors + config), 'mmaction2' (.pth) or 'pyth' (.pyth)."""
     path = Path(path)
     meta = {}
@@ -325,12 +388,17 @@ def save_checkpoint(model: UniFormerV2 | Mapping[str, Tensor], path: str | os.Pa
         if config is None:
             raise CheckpointError("saving a bare state dict in the uniformerv2 format needs its config")
         from safetensors.torch import save_file
+
         meta.update({"format": FORMAT_NAME, "config": json.dumps(config.to_dict()), "uniformerv2_version": __version__})
         meta.update(extra_metadata or {})
         atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
     elif fmt == "mmaction2":
-        atomic_write(path, lambda tmp: torch.save({"state_dict": from_uniformerv2(state, fmt),
-                                                    "meta": dict(extra_metadata or {})}, tmp))
+        atomic_write(
+            path,
+            lambda tmp: torch.save(
+                {"state_dict": from_uniformerv2(state, fmt), "meta": dict(extra_metadata or {})}, tmp
+            ),
+        )
     elif fmt == "pyth":
         atomic_write(path, lambda tmp: torch.save({"model_state": from_uniformerv2(state, fmt)}, tmp))
     else:

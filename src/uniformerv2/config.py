@@ -4,12 +4,14 @@
 Like a Hugging Face ``configuration_*.py`` file, this module can be read and used without PyTorch; our
 ``.safetensors`` checkpoints carry both as JSON metadata.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .protocol import Protocol
@@ -62,13 +64,15 @@ class UniFormerV2Config:
         self.mlp_dropout = tuple(float(p) for p in self.mlp_dropout)
         problems = []
         if self.input_resolution % self.patch_size:
-            problems.append(f"input_resolution={self.input_resolution} is not a multiple of "
-                            f"patch_size={self.patch_size}")
+            problems.append(
+                f"input_resolution={self.input_resolution} is not a multiple of patch_size={self.patch_size}"
+            )
         if self.width % self.heads:
             problems.append(f"width={self.width} is not divisible by heads={self.heads}")
         if self.n_dim != self.width:
-            problems.append(f"n_dim={self.n_dim} must equal width={self.width} (the global blocks read the "
-                            "local blocks' tokens)")
+            problems.append(
+                f"n_dim={self.n_dim} must equal width={self.width} (the global blocks read the local blocks' tokens)"
+            )
         if self.n_dim % self.n_head:
             problems.append(f"n_dim={self.n_dim} is not divisible by n_head={self.n_head}")
         if len(self.return_list) != self.n_layers:
@@ -100,7 +104,7 @@ class UniFormerV2Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "UniFormerV2Config":
+    def from_dict(cls, d: Mapping[str, Any]) -> UniFormerV2Config:
         d = {k: v for k, v in d.items() if k not in _TRAINING_KEYS}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
@@ -108,12 +112,11 @@ class UniFormerV2Config:
             raise ConfigError(f"unknown UniFormerV2 configuration fields: {', '.join(unknown)}")
         return cls(**d)
 
-    def replace(self, **overrides: Any) -> "UniFormerV2Config":
+    def replace(self, **overrides: Any) -> UniFormerV2Config:
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise ConfigError(f"unknown UniFormerV2 arguments: {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(names))}")
+            raise ConfigError(f"unknown UniFormerV2 arguments: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         return dataclasses.replace(self, **overrides)
 
 
@@ -137,7 +140,7 @@ class PretrainedCfg:
         """Hugging Face's name for the class names."""
         return None if self.class_names is None else dict(enumerate(self.class_names))
 
-    def replace(self, **changes: Any) -> "PretrainedCfg":
+    def replace(self, **changes: Any) -> PretrainedCfg:
         return dataclasses.replace(self, **changes)
 
     def to_metadata(self) -> dict[str, str]:

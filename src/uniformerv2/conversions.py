@@ -13,13 +13,14 @@
 Also the head's channel maps (Kinetics-710 onto 400/600/700 classes) and the position embedding's resampling to
 another input size. Pure functions of state dicts: reading and writing files is :mod:`uniformerv2.checkpoint`'s job.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import torch
 from torch import Tensor
@@ -54,6 +55,7 @@ def first_keys(keys: Iterable[str], n: int = 5) -> str:
 
 # ------------------------------------------------------------------------------------------ format detection
 
+
 def detect_format(state_dict: Mapping[str, Tensor], metadata: Mapping[str, str] | None = None) -> str:
     """Name the format of a state dict: 'uniformerv2', 'mmaction2', 'pyth' or 'clip'."""
     if metadata and metadata.get("format") == FORMAT_NAME:
@@ -69,8 +71,9 @@ def detect_format(state_dict: Mapping[str, Tensor], metadata: Mapping[str, str] 
         return "mmaction2"  # a bare backbone or head state dict
     if "conv1.weight" in keys and any(k.startswith("transformer.resblocks.") for k in keys):
         return "clip"  # MMAction2's extracted CLIP visual encoder
-    raise CheckpointError(f"not a UniFormerV2, MMAction2, original UniFormerV2 or CLIP checkpoint "
-                          f"(keys: {first_keys(sorted(keys))})")
+    raise CheckpointError(
+        f"not a UniFormerV2, MMAction2, original UniFormerV2 or CLIP checkpoint (keys: {first_keys(sorted(keys))})"
+    )
 
 
 def to_uniformerv2(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Tensor]:
@@ -80,11 +83,11 @@ def to_uniformerv2(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Tens
         if k.startswith("data_preprocessor."):  # MMAction2's mean/std buffers; we normalise in the data pipeline
             continue
         if fmt == "pyth":
-            k = k[len("backbone."):] if k.startswith("backbone.") else k
+            k = k[len("backbone.") :] if k.startswith("backbone.") else k
             if k.startswith("transformer.proj.0."):
-                k = "backbone.transformer.norm." + k[len("transformer.proj.0."):]
+                k = "backbone.transformer.norm." + k[len("transformer.proj.0.") :]
             elif k.startswith("transformer.proj.2."):
-                k = "cls_head.fc_cls." + k[len("transformer.proj.2."):]
+                k = "cls_head.fc_cls." + k[len("transformer.proj.2.") :]
             else:
                 k = "backbone." + k
         elif fmt in ("mmaction2", "uniformerv2"):
@@ -107,14 +110,15 @@ def from_uniformerv2(state_dict: Mapping[str, Tensor], fmt: str) -> dict[str, Te
     out = {}
     for k, v in state_dict.items():
         if k.startswith("backbone.transformer.norm."):
-            k = "backbone.transformer.proj.0." + k[len("backbone.transformer.norm."):]
+            k = "backbone.transformer.proj.0." + k[len("backbone.transformer.norm.") :]
         elif k.startswith("cls_head.fc_cls."):
-            k = "backbone.transformer.proj.2." + k[len("cls_head.fc_cls."):]
+            k = "backbone.transformer.proj.2." + k[len("cls_head.fc_cls.") :]
         out[k] = v
     return out
 
 
 # --------------------------------------------------------------------------------------------------- CLIP
+
 
 def resample_pos_embed(pos_embed: Tensor, grid: int) -> Tensor:
     """Absolute position embedding ``[1 + g*g, C]`` -> ``[1 + grid*grid, C]`` for another input size: the class
@@ -127,8 +131,9 @@ def resample_pos_embed(pos_embed: Tensor, grid: int) -> Tensor:
     if old == grid:
         return pos_embed
     patches = pos_embed[1:].reshape(1, old, old, c).permute(0, 3, 1, 2).float()  # [1, C, g, g]
-    patches = torch.nn.functional.interpolate(patches, size=(grid, grid), mode="bicubic", align_corners=False,
-                                              antialias=grid < old)
+    patches = torch.nn.functional.interpolate(
+        patches, size=(grid, grid), mode="bicubic", align_corners=False, antialias=grid < old
+    )
     patches = patches.permute(0, 2, 3, 1).reshape(grid * grid, c).to(pos_embed.dtype)  # [grid*grid, C]
     return torch.cat([pos_embed[:1], patches])
 
@@ -136,8 +141,13 @@ def resample_pos_embed(pos_embed: Tensor, grid: int) -> Tensor:
 def fit_pos_embed(sd: dict[str, Tensor], own: Mapping[str, Tensor]) -> None:
     """A checkpoint trained at another input size: resample its position embedding to the model's grid."""
     key = "backbone.positional_embedding"
-    if key in sd and key in own and sd[key].ndim == 2 and sd[key].shape != own[key].shape \
-            and sd[key].shape[1] == own[key].shape[1]:
+    if (
+        key in sd
+        and key in own
+        and sd[key].ndim == 2
+        and sd[key].shape != own[key].shape
+        and sd[key].shape[1] == own[key].shape[1]
+    ):
         sd[key] = resample_pos_embed(sd[key], int(round((own[key].shape[0] - 1) ** 0.5)))
 
 
@@ -159,11 +169,12 @@ def clip_to_uniformerv2(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     if prefix is not None:
         return _hf_clip_to_uniformerv2(sd, prefix)
     if any(k.startswith("visual.") for k in sd):
-        sd = {k[len("visual."):]: v for k, v in sd.items() if k.startswith("visual.")}
+        sd = {k[len("visual.") :]: v for k, v in sd.items() if k.startswith("visual.")}
     out = {}
     for k, v in sd.items():
         if k in ("conv1.weight", "class_embedding", "positional_embedding") or k.startswith(
-                ("ln_pre.", "transformer.resblocks.")):
+            ("ln_pre.", "transformer.resblocks.")
+        ):
             out["backbone." + k] = v
     if "backbone.conv1.weight" not in out:
         raise CheckpointError(f"no CLIP image encoder found (keys: {first_keys(sorted(state_dict))})")
@@ -191,7 +202,8 @@ def _hf_clip_to_uniformerv2(sd: Mapping[str, Tensor], p: str) -> dict[str, Tenso
         src, dst = f"{p}encoder.layers.{i}.", f"backbone.transformer.resblocks.{i}."
         for kind in ("weight", "bias"):
             out[dst + f"attn.in_proj_{kind}"] = torch.cat(
-                [sd[src + f"self_attn.{proj}_proj.{kind}"] for proj in ("q", "k", "v")])
+                [sd[src + f"self_attn.{proj}_proj.{kind}"] for proj in ("q", "k", "v")]
+            )
             out[dst + f"attn.out_proj.{kind}"] = sd[src + f"self_attn.out_proj.{kind}"]
             out[dst + f"ln_1.{kind}"] = sd[src + f"layer_norm1.{kind}"]
             out[dst + f"ln_2.{kind}"] = sd[src + f"layer_norm2.{kind}"]
@@ -202,6 +214,7 @@ def _hf_clip_to_uniformerv2(sd: Mapping[str, Tensor], p: str) -> dict[str, Tenso
 
 
 # ------------------------------------------------------------------------------------------ channel maps
+
 
 def channel_map(name_or_path: str | os.PathLike[str]) -> list[int]:
     """Rows of the Kinetics-710 head that a Kinetics-400/600/700 head takes ('k400', 'k600', 'k700' or a JSON)."""
@@ -240,8 +253,12 @@ def k710_channel_map(head: int, num_classes: int) -> str | None:
 
 def head_size(state_dict: Mapping[str, Tensor]) -> int | None:
     """Classes of the classifier in a state dict of any format (None when it has no head)."""
-    for key in ("cls_head.fc_cls.weight", "backbone.transformer.proj.2.weight", "transformer.proj.2.weight",
-                "fc_cls.weight"):
+    for key in (
+        "cls_head.fc_cls.weight",
+        "backbone.transformer.proj.2.weight",
+        "transformer.proj.2.weight",
+        "fc_cls.weight",
+    ):
         if key in state_dict and state_dict[key].ndim == 2:
             return int(state_dict[key].shape[0])
     return None

@@ -6,14 +6,15 @@
    on average); only their order tells the classes apart. Lamp colour, position, spacing, size, background,
    noise and the lengths of the three phases are random per video. The task is invariant under the recipe's
    horizontal flip and small rotations.
-2. Trains a small UniFormerV2 (local MHRA on, 0.3M parameters) through the real training path (:class:`uniformerv2.engine.train.
-   Trainer`: annotation lists, the bad-sample check, the recipe's augmentation pipeline, AdamW with the
-   warm-up/cosine schedule, validation each epoch, checkpoints, JSON-lines log, curves).
+2. Trains a small UniFormerV2 (local MHRA on, 0.3M parameters) through the real training path
+   (:class:`uniformerv2.engine.train.Trainer`: annotation lists, the bad-sample check, the recipe's augmentation
+   pipeline, AdamW with the warm-up/cosine schedule, validation each epoch, checkpoints, JSON-lines log, curves).
 3. Evaluates held-out videos through the real multi-view test path (:func:`uniformerv2.engine.evaluate.evaluate`,
    ``clips x crops`` views, softmax averaged), then again with the frames of every view shuffled
    (a wrapper permutes the time axis of the model's input): with time destroyed the score must fall to chance.
 4. Writes ``DIR/metrics.json`` (``top1``, ``chance``, ``top1_frames_shuffled``, ...) and ``DIR/curves.png``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,16 @@ from torch import nn
 from .atomic import atomic_copy, atomic_write_text
 from .data.encode import VideoWriter
 
-__all__ = ["DemoConfig", "ORDERS", "CLASS_NAMES", "make_lamp_video", "write_video", "write_dataset", "run_demo",
-           "ShuffleFrames"]
+__all__ = [
+    "DemoConfig",
+    "ORDERS",
+    "CLASS_NAMES",
+    "make_lamp_video",
+    "write_video",
+    "write_dataset",
+    "run_demo",
+    "ShuffleFrames",
+]
 
 ORDERS: list[tuple[int, int, int]] = list(itertools.permutations(range(3)))  # lamp 0 = top, 2 = bottom
 _LAMP = ("top", "middle", "bottom")
@@ -61,10 +70,24 @@ class DemoConfig:
     # model: a small UniFormerV2 with local MHRA
     size: int = 32
     frames: int = 8  # per clip
-    model_overrides: dict = field(default_factory=lambda: dict(
-        input_resolution=32, patch_size=8, width=64, layers=4, heads=4, t_size=8, no_lmhra=False,
-        double_lmhra=True, return_list=(2, 3), n_layers=2, n_dim=64, n_head=4, mlp_factor=2.0,
-        mlp_dropout=(0.0, 0.0)))
+    model_overrides: dict = field(
+        default_factory=lambda: dict(
+            input_resolution=32,
+            patch_size=8,
+            width=64,
+            layers=4,
+            heads=4,
+            t_size=8,
+            no_lmhra=False,
+            double_lmhra=True,
+            return_list=(2, 3),
+            n_layers=2,
+            n_dim=64,
+            n_head=4,
+            mlp_factor=2.0,
+            mlp_dropout=(0.0, 0.0),
+        )
+    )
     dropout_ratio: float = 0.1
     # training (the recipe's optimiser/schedule/augmentation; from-scratch learning rate and length)
     epochs: float = 30
@@ -84,6 +107,7 @@ class DemoConfig:
 
 # ------------------------------------------------------------------------------------------------- the videos
 
+
 def _lamp(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
     """An anti-aliased filled ellipse mask ``[h, w]`` in [0, 1]."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -91,8 +115,9 @@ def _lamp(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.ndar
     return np.clip((1.0 - d) * min(rx, ry) + 0.5, 0.0, 1.0)
 
 
-def make_lamp_video(label: int, rng: np.random.Generator, *, frames: int = 16, height: int = 40,
-                    width: int = 48) -> np.ndarray:
+def make_lamp_video(
+    label: int, rng: np.random.Generator, *, frames: int = 16, height: int = 40, width: int = 48
+) -> np.ndarray:
     """uint8 RGB ``[frames, height, width, 3]``: three stacked lamps lighting up in the order ``ORDERS[label]``."""
     order = ORDERS[label]
     h, w = height, width
@@ -139,15 +164,21 @@ def write_dataset(root: str | os.PathLike, cfg: DemoConfig) -> dict[str, Path]:
     """Write train/val/test videos and MMAction2 annotation lists (``path label``) under ``root``."""
     root = Path(root)
     lists: dict[str, Path] = {}
-    for split, per_class, offset in (("train", cfg.train_per_class, 0), ("val", cfg.val_per_class, 1),
-                                     ("test", cfg.test_per_class, 2)):
+    for split, per_class, offset in (
+        ("train", cfg.train_per_class, 0),
+        ("val", cfg.val_per_class, 1),
+        ("test", cfg.test_per_class, 2),
+    ):
         lines = []
         for label in range(len(ORDERS)):
             for k in range(per_class):
                 rng = np.random.default_rng([cfg.seed, offset, label, k])
                 rel = f"{split}/{CLASS_NAMES[label]}/{k:04d}.mp4"
-                write_video(root / rel, make_lamp_video(label, rng, frames=cfg.video_frames, height=cfg.height,
-                                                        width=cfg.width), cfg.fps)
+                write_video(
+                    root / rel,
+                    make_lamp_video(label, rng, frames=cfg.video_frames, height=cfg.height, width=cfg.width),
+                    cfg.fps,
+                )
                 lines.append(f"{rel} {label}")
         ann = root / f"{split}_list.txt"
         atomic_write_text(ann, "\n".join(lines) + "\n")
@@ -157,6 +188,7 @@ def write_dataset(root: str | os.PathLike, cfg: DemoConfig) -> dict[str, Path]:
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
+
 
 class ShuffleFrames(nn.Module):
     """The wrapped model, fed every clip with its frames in a random order (a fixed generator per forward call)."""
@@ -176,6 +208,7 @@ class ShuffleFrames(nn.Module):
 
 # ---------------------------------------------------------------------------------------------------- pipeline
 
+
 def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, progress: bool = True) -> dict[str, Any]:
     """Write the data, train, test; return (and write to ``work_dir/metrics.json``) the metrics."""
     from .data import read_annotation_list
@@ -194,20 +227,42 @@ def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, prog
     lists = write_dataset(data, cfg)
     t_data = time.perf_counter() - t0
     if progress:
-        print(f"wrote {sum(len(p.read_text().splitlines()) for p in lists.values())} videos to {data} "
-              f"({t_data:.1f}s)", file=sys.stderr)
+        print(
+            f"wrote {sum(len(p.read_text().splitlines()) for p in lists.values())} videos to {data} ({t_data:.1f}s)",
+            file=sys.stderr,
+        )
 
     tcfg = TrainConfig(
-        model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb", init="none",
-        num_classes=len(CLASS_NAMES), model_overrides=dict(cfg.model_overrides), dropout_ratio=cfg.dropout_ratio,
-        ann_file=str(lists["train"]), data_root=str(data), val_ann_file=str(lists["val"]),
-        labels=str(data / "label_map.txt"), frames=cfg.frames, size=cfg.size,
-        short_side=cfg.size, area_range=tuple(cfg.area_range), randaug=cfg.randaug,
-        randaug_magnitude=cfg.randaug_magnitude, randaug_num_layers=cfg.randaug_num_layers, epochs=cfg.epochs,
-        batch_size=cfg.batch_size, lr=cfg.lr, eta_min_ratio=cfg.eta_min_ratio, workers=cfg.workers,
+        model="uniformerv2-base-p16-res224_clip_8xb32-u8_kinetics400-rgb",
+        init="none",
+        num_classes=len(CLASS_NAMES),
+        model_overrides=dict(cfg.model_overrides),
+        dropout_ratio=cfg.dropout_ratio,
+        ann_file=str(lists["train"]),
+        data_root=str(data),
+        val_ann_file=str(lists["val"]),
+        labels=str(data / "label_map.txt"),
+        frames=cfg.frames,
+        size=cfg.size,
+        short_side=cfg.size,
+        area_range=tuple(cfg.area_range),
+        randaug=cfg.randaug,
+        randaug_magnitude=cfg.randaug_magnitude,
+        randaug_num_layers=cfg.randaug_num_layers,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        eta_min_ratio=cfg.eta_min_ratio,
+        workers=cfg.workers,
         work_dir=str(work_dir / "train"),
-        seed=cfg.seed, device="cpu", progress=progress, keep_last=2, log_interval=5, val_batch_views=64,
-        threads=cfg.threads)
+        seed=cfg.seed,
+        device="cpu",
+        progress=progress,
+        keep_last=2,
+        log_interval=5,
+        val_batch_views=64,
+        threads=cfg.threads,
+    )
     result = Trainer(tcfg).fit()
     t_train = time.perf_counter() - t0 - t_data
     model = result.model.eval()

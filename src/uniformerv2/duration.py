@@ -68,8 +68,9 @@ def parse_duration(
     """``"2"``, ``"2s"``, ``"2.5s"``, ``"500ms"`` -> seconds; ``"16f"`` -> frames (where ``frames`` is allowed).
 
     ``name`` is the option or field the text came from, named in the error (``name=text``; argparse adds the
-    option's name itself). ``minimum``/``maximum`` bound a length in seconds (inclusive). Not a number, nan, inf, a negative length, zero (unless ``allow_zero``) and a fractional
-    number of frames are :class:`~uniformerv2.errors.UsageError`.
+    option's name itself). ``minimum``/``maximum`` bound a length in seconds (inclusive). Not a number, nan, inf,
+    a negative length, zero (unless ``allow_zero``) and a fractional number of frames are
+    :class:`~uniformerv2.errors.UsageError`.
     """
     raw = str(text).strip()
     what = f"{name}={raw!r}" if name else repr(raw)

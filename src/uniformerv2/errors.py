@@ -4,6 +4,7 @@ The command line prints these as one line (``uniformerv2 CMD: error: ...``) and 
 escapes is a bug and is reported as one. Each class also derives from the built-in exception that fits its
 meaning (``ValueError``, ``FileNotFoundError``, ...), so ``except ValueError`` in user code keeps working.
 """
+
 from __future__ import annotations
 
 __all__ = [

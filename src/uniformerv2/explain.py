@@ -3,12 +3,14 @@ attention over each frame's patches, on one test view, drawn back onto the full 
 
 Both read the network through hooks that only look: the logits of an explained forward equal the model's.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +25,16 @@ from .model import UniFormerV2
 from .precision import autocast
 from .protocol import Protocol
 
-__all__ = ["METHODS", "Explanation", "gradcam", "attention_maps", "explain_video", "write_overlay_video",
-           "write_explanation", "deletion_test"]
+__all__ = [
+    "METHODS",
+    "Explanation",
+    "gradcam",
+    "attention_maps",
+    "explain_video",
+    "write_overlay_video",
+    "write_explanation",
+    "deletion_test",
+]
 
 METHODS = ("gradcam", "attention", "both")
 
@@ -35,12 +45,14 @@ def _grid(model: UniFormerV2) -> int:
 
 def _to_input_size(maps: Tensor, frames: int, size: int) -> Tensor:
     """Token maps [N, T', g, g] -> [N, frames, size, size] (trilinear: also undoes temporal downsampling)."""
-    return F.interpolate(maps.unsqueeze(1).float(), size=(frames, size, size), mode="trilinear",
-                         align_corners=False).squeeze(1)
+    return F.interpolate(
+        maps.unsqueeze(1).float(), size=(frames, size, size), mode="trilinear", align_corners=False
+    ).squeeze(1)
 
 
-def gradcam(model: UniFormerV2, x: Tensor, target: int | Sequence[int], *, block: int = -1,
-            dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+def gradcam(
+    model: UniFormerV2, x: Tensor, target: int | Sequence[int], *, block: int = -1, dtype: torch.dtype | None = None
+) -> tuple[Tensor, Tensor]:
     """Grad-CAM of class ``target`` on the patch tokens of local block ``block``: one weight per channel (the
     gradient's mean over the clip's frames and patches), the ReLU of the weighted tokens, per frame.
 
@@ -85,8 +97,10 @@ def attention_maps(model: UniFormerV2, x: Tensor, *, dtype: torch.dtype | None =
     frame's patch tokens. Returns (maps [blocks, N, T, S, S] at input resolution -- a block's weights over the
     clip's patches sum to at most 1, the rest is on the frames' class tokens -- and the logits [N, classes])."""
     inputs: list[tuple[Tensor, Tensor]] = []
-    handles = [b.register_forward_pre_hook(lambda _m, args: inputs.append((args[0], args[1])))
-               for b in model.backbone.transformer.dec]
+    handles = [
+        b.register_forward_pre_hook(lambda _m, args: inputs.append((args[0], args[1])))
+        for b in model.backbone.transformer.dec
+    ]
     model.eval()
     try:
         with autocast(x.device, dtype):
@@ -103,7 +117,7 @@ def attention_maps(model: UniFormerV2, x: Tensor, *, dtype: torch.dtype | None =
         b_q, b_k, _ = attn.in_proj_bias.float().split(c)
         q = F.linear(block.ln_1(token.float()), w_q, b_q).view(n, 1, attn.num_heads, attn.head_dim)
         k = F.linear(block.ln_3(keys.float()), w_k, b_k).view(n, -1, attn.num_heads, attn.head_dim)
-        weights = torch.einsum("nqhd,nkhd->nhqk", q, k).mul(attn.head_dim ** -0.5).softmax(-1)  # [N, h, 1, L]
+        weights = torch.einsum("nqhd,nkhd->nhqk", q, k).mul(attn.head_dim**-0.5).softmax(-1)  # [N, h, 1, L]
         weights = weights.mean(1)[:, 0]  # [N, L]: the video token's attention, averaged over heads
         t = weights.shape[1] // (1 + g * g)
         patches = weights.view(n, t, 1 + g * g)[:, :, 1:].reshape(n, t, g, g)  # the class-token keys left out
@@ -136,10 +150,19 @@ class Explanation:
         return out
 
 
-def explain_video(model: UniFormerV2, video: str | os.PathLike, *, protocol: Protocol,
-                  target: int | str | None = None, class_names: Sequence[str] | None = None,
-                  method: str = "both", block: int = -1, device: str | torch.device = "cpu",
-                  dtype: torch.dtype | None = None, backend: str = "pyav") -> Explanation:
+def explain_video(
+    model: UniFormerV2,
+    video: str | os.PathLike,
+    *,
+    protocol: Protocol,
+    target: int | str | None = None,
+    class_names: Sequence[str] | None = None,
+    method: str = "both",
+    block: int = -1,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    backend: str = "pyav",
+) -> Explanation:
     """Explain the centre test view (one clip, the centre crop) of ``video``: ``target`` a class index or name
     (default: the predicted class), ``method`` gradcam, attention or both."""
     if method not in METHODS:
@@ -165,14 +188,23 @@ def explain_video(model: UniFormerV2, video: str | os.PathLike, *, protocol: Pro
     elif isinstance(target, str):
         if target not in names:
             import difflib
+
             close = difflib.get_close_matches(target, names, n=3)
-            raise UsageError(f"--class {target!r} is not a class of the model" +
-                             (f"; closest: {', '.join(repr(c) for c in close)}" if close else ""))
+            raise UsageError(
+                f"--class {target!r} is not a class of the model"
+                + (f"; closest: {', '.join(repr(c) for c in close)}" if close else "")
+            )
         target = names.index(target)
-    out = Explanation(video=str(video), target=int(target), target_name=names[int(target)],
-                      probability=float(probs[int(target)]), indices=np.asarray(indices),
-                      frames=views[0].permute(1, 2, 3, 0).numpy(), crop_box=tuple(int(v) for v in box),
-                      resized=(int(resized[0]), int(resized[1])))
+    out = Explanation(
+        video=str(video),
+        target=int(target),
+        target_name=names[int(target)],
+        probability=float(probs[int(target)]),
+        indices=np.asarray(indices),
+        frames=views[0].permute(1, 2, 3, 0).numpy(),
+        crop_box=tuple(int(v) for v in box),
+        resized=(int(resized[0]), int(resized[1])),
+    )
     if method in ("gradcam", "both"):
         cam, _ = gradcam(model, x, int(target), block=block, dtype=dtype)
         out.maps["gradcam"] = cam[0].cpu().numpy()
@@ -186,6 +218,7 @@ def explain_video(model: UniFormerV2, video: str | os.PathLike, *, protocol: Pro
 def _heat(m: np.ndarray) -> np.ndarray:
     """A map in [0, peak] -> RGB float [H, W, 3] in 0..255 (matplotlib's 'jet')."""
     from matplotlib import colormaps
+
     peak = float(np.nanmax(m)) or 1.0
     return colormaps["jet"](m / peak)[..., :3] * 255.0
 
@@ -193,12 +226,14 @@ def _heat(m: np.ndarray) -> np.ndarray:
 def _full_frame_map(m: np.ndarray, ex: Explanation, height: int, width: int) -> np.ndarray:
     """A view map [S, S] placed back on the full frame [height, width] (NaN outside the crop the model saw)."""
     from PIL import Image
+
     sy, sx = height / ex.resized[0], width / ex.resized[1]
     x1, y1, x2, y2 = ex.crop_box
     left, top = int(round(x1 * sx)), int(round(y1 * sy))
     right, bottom = max(left + 1, int(round(x2 * sx))), max(top + 1, int(round(y2 * sy)))
-    patch = np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize((right - left, bottom - top),
-                                                                             Image.BILINEAR))
+    patch = np.asarray(
+        Image.fromarray(m.astype(np.float32), mode="F").resize((right - left, bottom - top), Image.BILINEAR)
+    )
     full = np.full((height, width), np.nan, np.float32)
     full[top:bottom, left:right] = patch[: height - top, : width - left]
     return full
@@ -230,11 +265,20 @@ def write_overlay_video(ex: Explanation, method: str, path: str | os.PathLike) -
 
 
 @torch.no_grad()
-def deletion_test(model: UniFormerV2, x: Tensor, cam: Tensor, target: int, *, fraction: float = 0.1,
-                  random_draws: int = 5, seed: int = 0) -> tuple[float, float]:
+def deletion_test(
+    model: UniFormerV2,
+    x: Tensor,
+    cam: Tensor,
+    target: int,
+    *,
+    fraction: float = 0.1,
+    random_draws: int = 5,
+    seed: int = 0,
+) -> tuple[float, float]:
     """The drop in ``target``'s probability when the ``fraction`` of pixels (over the clip) with the highest map
     values are blanked to the mean colour, and the mean drop for as many pixels chosen at random.
     ``x`` [1, 3, T, S, S] normalised; ``cam`` [T, S, S]."""
+
     def prob(inputs: Tensor) -> float:
         return float(model(inputs).float().softmax(-1)[0, target])
 
@@ -262,6 +306,7 @@ def write_explanation(ex: Explanation, out_dir: str | os.PathLike) -> list[Path]
     frame's share."""
     from .atomic import atomic_write_file
     from .plots import write_frame_contributions, write_map_grid
+
     out_dir = Path(out_dir)
     stem = Path(ex.video).stem
     written = []
@@ -270,11 +315,16 @@ def write_explanation(ex: Explanation, out_dir: str | os.PathLike) -> list[Path]
         peak = float(maps.max()) or 1.0
         overlays[name] = np.stack([blend(f, m / peak) for f, m in zip(ex.frames, maps)])
         raw = ex.attention_blocks if name == "attention" and ex.attention_blocks is not None else maps
-        written.append(atomic_write_file(out_dir / f"{stem}_{name}.npy", lambda f, a=raw: np.save(f, a),
-                                         binary=True))
+        written.append(atomic_write_file(out_dir / f"{stem}_{name}.npy", lambda f, a=raw: np.save(f, a), binary=True))
         written.append(write_overlay_video(ex, name, out_dir / f"{stem}_{name}.mp4"))
     title = f"{Path(ex.video).name}: {ex.target_name} ({ex.probability:.1%})"
     written.append(write_map_grid(out_dir / f"{stem}_explain.png", ex.frames, overlays, title=title))
-    written.append(write_frame_contributions(out_dir / f"{stem}_frames.png", ex.frame_contributions(), ex.indices,
-                                             title=f"{title}: each frame's share of the map"))
+    written.append(
+        write_frame_contributions(
+            out_dir / f"{stem}_frames.png",
+            ex.frame_contributions(),
+            ex.indices,
+            title=f"{title}: each frame's share of the map",
+        )
+    )
     return written

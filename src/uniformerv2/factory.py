@@ -1,17 +1,26 @@
 """Building models: ``create_model`` resolves a preset and/or a checkpoint once -- architecture, weights, test
 protocol, class names -- and attaches what it found as ``model.pretrained_cfg``; plus ``convert`` and what
 ``info`` reports."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .checkpoint import (config_from_metadata, load_checkpoint, load_state_dict, pretrained_cfg_from_metadata,
-                         read_checkpoint, read_config, save_checkpoint)
+from .checkpoint import (
+    config_from_metadata,
+    load_checkpoint,
+    load_state_dict,
+    pretrained_cfg_from_metadata,
+    read_checkpoint,
+    read_config,
+    save_checkpoint,
+)
 from .config import PretrainedCfg, UniFormerV2Config
 from .conversions import head_size, k710_channel_map
 from .errors import CheckpointError, UnknownModelError, UsageError
@@ -21,15 +30,26 @@ from .model import UniFormerV2
 from .protocol import Protocol
 from .zoo import CLIP_CHECKPOINT_URLS, Preset, get_preset
 
-__all__ = ["create_model", "from_pretrained", "model_config", "apply_labels", "convert", "count_parameters", "count_flops", "model_info",
-           "init_from_clip", "known_class_names"]
+__all__ = [
+    "create_model",
+    "from_pretrained",
+    "model_config",
+    "apply_labels",
+    "convert",
+    "count_parameters",
+    "count_flops",
+    "model_info",
+    "init_from_clip",
+    "known_class_names",
+]
 
 _LIST_FIELDS = ("return_list", "mlp_dropout")
 _GRAD_CHECKPOINT_KEYS = ("use_checkpoint", "checkpoint_num")
 
 
-def _preset_or_file(name: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str] | None
-                    ) -> tuple[Preset | None, str | os.PathLike[str] | None]:
+def _preset_or_file(
+    name: str | os.PathLike[str] | None, checkpoint: str | os.PathLike[str] | None
+) -> tuple[Preset | None, str | os.PathLike[str] | None]:
     """A model may be named by a preset, or by one of our self-describing checkpoint files in its place."""
     if name is None:
         return None, checkpoint
@@ -43,11 +63,13 @@ def _preset_or_file(name: str | os.PathLike[str] | None, checkpoint: str | os.Pa
         raise
 
 
-def known_class_names(num_classes: int, *, checkpoint_names: list[str] | None,
-                      preset: Preset | None) -> tuple[tuple[str, ...] | None, str | None]:
+def known_class_names(
+    num_classes: int, *, checkpoint_names: list[str] | None, preset: Preset | None
+) -> tuple[tuple[str, ...] | None, str | None]:
     """The class names a model comes with and where from: those its checkpoint records, else its preset's label
     map, each only where its length fits the head."""
     from .data.labels import read_label_map
+
     candidates = [(checkpoint_names, "the checkpoint's class names")]
     if preset is not None and preset.label_map:
         candidates.append((read_label_map(preset.label_map), f"label map {preset.label_map!r}"))
@@ -66,6 +88,7 @@ def apply_labels(model: UniFormerV2, labels: str | os.PathLike[str] | Sequence[s
     order is applied by name, never by position. A model without names takes a list of its own length as is.
     """
     from .data.labels import class_rows, read_label_map
+
     if isinstance(labels, (str, os.PathLike)):
         wanted, source = read_label_map(labels), f"--labels {labels}"
     else:
@@ -74,8 +97,10 @@ def apply_labels(model: UniFormerV2, labels: str | os.PathLike[str] | Sequence[s
     known = pretrained.class_names
     if known is None:
         if len(wanted) != model.num_classes:
-            raise UsageError(f"{source}: {len(wanted)} class names, but the model has {model.num_classes} classes "
-                             "and names none of them, so they cannot be matched by name")
+            raise UsageError(
+                f"{source}: {len(wanted)} class names, but the model has {model.num_classes} classes "
+                "and names none of them, so they cannot be matched by name"
+            )
     else:
         rows = class_rows(wanted, known, source=source)
         if rows != list(range(len(known))):
@@ -84,10 +109,16 @@ def apply_labels(model: UniFormerV2, labels: str | os.PathLike[str] | Sequence[s
     return model
 
 
-def create_model(name: str | os.PathLike[str] | None = None, *, pretrained: bool = False,
-                 checkpoint: str | os.PathLike[str] | None = None, num_classes: int | None = None,
-                 labels: str | os.PathLike[str] | Sequence[str] | None = None, progress: bool = True,
-                 **overrides: Any) -> UniFormerV2:
+def create_model(
+    name: str | os.PathLike[str] | None = None,
+    *,
+    pretrained: bool = False,
+    checkpoint: str | os.PathLike[str] | None = None,
+    num_classes: int | None = None,
+    labels: str | os.PathLike[str] | Sequence[str] | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> UniFormerV2:
     """Build a UniFormerV2 the way timm's ``create_model`` does.
 
     ``name`` is a preset (see :func:`uniformerv2.list_models`), or one of our safetensors files, which carry their
@@ -109,8 +140,9 @@ def create_model(name: str | os.PathLike[str] | None = None, *, pretrained: bool
     preset, source = _preset_or_file(name, checkpoint)
     if preset is not None and pretrained and source is None:
         if not preset.url:
-            raise UsageError(f"preset {preset.name!r} has no published checkpoint; pass checkpoint=PATH "
-                             "(--checkpoint FILE)")
+            raise UsageError(
+                f"preset {preset.name!r} has no published checkpoint; pass checkpoint=PATH (--checkpoint FILE)"
+            )
         source = preset.url
     if preset is None and source is None:
         raise UsageError("name a preset (see `uniformerv2 list`) or one of our .safetensors checkpoints")
@@ -123,9 +155,11 @@ def create_model(name: str | os.PathLike[str] | None = None, *, pretrained: bool
         state, metadata = read_checkpoint(path)
     cfg = preset.config if preset is not None else config_from_metadata(metadata, path)
     if cfg is None:
-        raise CheckpointError(f"{path}: this checkpoint does not record its architecture; name the preset it "
-                              "belongs to: --model PRESET on the command line (`uniformerv2 list` shows them), "
-                              "create_model('PRESET', checkpoint=...) in Python")
+        raise CheckpointError(
+            f"{path}: this checkpoint does not record its architecture; name the preset it "
+            "belongs to: --model PRESET on the command line (`uniformerv2 list` shows them), "
+            "create_model('PRESET', checkpoint=...) in Python"
+        )
     if num_classes is not None:
         overrides["num_classes"] = int(num_classes)
     elif state is not None:
@@ -150,9 +184,13 @@ def create_model(name: str | os.PathLike[str] | None = None, *, pretrained: bool
     # crops are the model's input size, which an override (input_resolution=R) may have changed
     protocol = protocol.replace(size=int(model.cfg.input_resolution))
     names, names_source = known_class_names(model.num_classes, checkpoint_names=checkpoint_names, preset=preset)
-    model.pretrained_cfg = PretrainedCfg(protocol=protocol, preset=preset.name if preset else metadata.get("preset"),
-                                         checkpoint=None if source is None else str(source), class_names=names,
-                                         class_names_source=names_source)
+    model.pretrained_cfg = PretrainedCfg(
+        protocol=protocol,
+        preset=preset.name if preset else metadata.get("preset"),
+        checkpoint=None if source is None else str(source),
+        class_names=names,
+        class_names_source=names_source,
+    )
     return apply_labels(model, labels) if labels is not None else model
 
 
@@ -169,8 +207,10 @@ def model_config(name: str | os.PathLike[str], **overrides: Any) -> tuple[UniFor
             raise UsageError(f"{source}: name a preset, or a local copy of one of our .safetensors checkpoints")
         cfg = read_config(source)
         if cfg is None:
-            raise CheckpointError(f"{source}: not one of our .safetensors checkpoints (which record their "
-                                  "architecture); name a preset and pass the file as --init")
+            raise CheckpointError(
+                f"{source}: not one of our .safetensors checkpoints (which record their "
+                "architecture); name a preset and pass the file as --init"
+            )
     for key in _LIST_FIELDS:
         if key in overrides and isinstance(overrides[key], list):
             overrides[key] = tuple(overrides[key])
@@ -184,8 +224,15 @@ def from_pretrained(name: str | os.PathLike[str], **kwargs: Any) -> UniFormerV2:
     return create_model(name, pretrained=preset is not None, **kwargs)
 
 
-def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, model: str | None = None,
-            fmt: str | None = None, metrics: Mapping[str, Any] | None = None, **overrides: Any) -> Path:
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    fmt: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> Path:
     """Convert a checkpoint to another format, checking that it loads into the named architecture.
 
     ``model`` names the preset whose architecture the checkpoint has (not needed for our own files).
@@ -196,8 +243,11 @@ def convert(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, model: 
     """
     dst = Path(dst)
     if fmt is None:
-        fmt = "pretrained" if dst.is_dir() or not dst.suffix else \
-            {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
+        fmt = (
+            "pretrained"
+            if dst.is_dir() or not dst.suffix
+            else {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
+        )
     if metrics is not None and fmt != "pretrained":
         raise UsageError(f"{dst}: metrics are stated in a folder's model card; the {fmt} format has no place for them")
     net = create_model(model, checkpoint=src, **overrides)

@@ -1,12 +1,14 @@
 """Hugging Face-style model folders: writing one (``model.safetensors``, ``config.json``, a model card
 ``README.md``), fetching one from the Hub (``hf-hub:ORG/NAME``) and uploading one. Reading the weights back is
 :func:`uniformerv2.checkpoint.read_checkpoint`'s job (it accepts the folder)."""
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .atomic import atomic_write_text
@@ -20,8 +22,15 @@ if TYPE_CHECKING:  # annotations only
 
     from .model import UniFormerV2
 
-__all__ = ["HF_HUB_PREFIX", "PRETRAINED_WEIGHTS", "PRETRAINED_CONFIG", "MODEL_CARD", "save_pretrained", "snapshot",
-           "upload_folder"]
+__all__ = [
+    "HF_HUB_PREFIX",
+    "PRETRAINED_WEIGHTS",
+    "PRETRAINED_CONFIG",
+    "MODEL_CARD",
+    "save_pretrained",
+    "snapshot",
+    "upload_folder",
+]
 
 HF_HUB_PREFIX = "hf-hub:"
 PRETRAINED_CONFIG, MODEL_CARD = "config.json", "README.md"  # beside PRETRAINED_WEIGHTS, "model.safetensors"
@@ -29,20 +38,27 @@ PRETRAINED_CONFIG, MODEL_CARD = "config.json", "README.md"  # beside PRETRAINED_
 
 # ------------------------------------------------------------------------------------------- writing a folder
 
-def save_pretrained(model: UniFormerV2, directory: str | os.PathLike[str], *,
-                    metrics: Mapping[str, Any] | None = None) -> Path:
+
+def save_pretrained(
+    model: UniFormerV2, directory: str | os.PathLike[str], *, metrics: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``model`` as a Hugging Face-style directory: ``model.safetensors`` (our format, self-describing),
     ``config.json`` (architecture, ``id2label``, test protocol, input normalisation, the preset) and a model card
     ``README.md`` stating them and any ``metrics`` measured with ``test``. Each file is written atomically."""
     from .data.transforms import MEAN, STD
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     pretrained: PretrainedCfg = model.pretrained_cfg
     save_checkpoint(model, directory / PRETRAINED_WEIGHTS)
     names = list(pretrained.class_names) if pretrained.class_names else None
     config = {
-        "architectures": ["UniFormerV2"], "format": FORMAT_NAME, "uniformerv2_version": __version__,
-        "preset": pretrained.preset, "config": model.cfg.to_dict(), "num_labels": model.num_classes,
+        "architectures": ["UniFormerV2"],
+        "format": FORMAT_NAME,
+        "uniformerv2_version": __version__,
+        "preset": pretrained.preset,
+        "config": model.cfg.to_dict(),
+        "num_labels": model.num_classes,
         "id2label": {str(i): n for i, n in enumerate(names)} if names else None,
         "label2id": {n: i for i, n in enumerate(names)} if names else None,
         "protocol": pretrained.protocol.to_dict(),
@@ -57,23 +73,41 @@ def save_pretrained(model: UniFormerV2, directory: str | os.PathLike[str], *,
 def _model_card(model: UniFormerV2, names: list[str] | None, metrics: Mapping[str, Any] | None) -> str:
     cfg, pretrained = model.cfg, model.pretrained_cfg
     p = pretrained.protocol
-    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "") if names else \
-        "unnamed"
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "") if names else "unnamed"
     lines = [
-        "---", "library_name: uniformerv2", "tags: [video-classification, action-recognition, uniformerv2]", "---",
-        "", f"# UniFormerV2{' (' + pretrained.preset + ')' if pretrained.preset else ''}", "",
-        "A UniFormerV2 video classifier (Li et al., arXiv 2211.09552) saved with `uniformerv2`.", "",
-        "## Architecture", "",
+        "---",
+        "library_name: uniformerv2",
+        "tags: [video-classification, action-recognition, uniformerv2]",
+        "---",
+        "",
+        f"# UniFormerV2{' (' + pretrained.preset + ')' if pretrained.preset else ''}",
+        "",
+        "A UniFormerV2 video classifier (Li et al., arXiv 2211.09552) saved with `uniformerv2`.",
+        "",
+        "## Architecture",
+        "",
         f"CLIP ViT with {cfg.layers} local UniBlocks of width {cfg.width} ({cfg.heads} heads, patch {cfg.patch_size}, "
         f"input {cfg.input_resolution} px), {cfg.n_layers} global UniBlocks reading blocks "
         f"{list(cfg.return_list)}, local MHRA {'off' if cfg.no_lmhra else 'on'}, "
-        f"{'no fusion (frozen)' if cfg.frozen else 'learned fusion'}; {model.num_classes} classes.", "",
-        "## Classes", "", shown, "",
-        "## Test protocol", "", f"{p.describe()}; the softmax is averaged over the {p.views} views. Frames are RGB, "
-        "normalised as (x - 114.75) / 57.375.", "",
-        "## Use", "", "```python", "import uniformerv2",
-        "clf = uniformerv2.VideoClassifier.from_pretrained(\"path/to/this/folder\")",
-        "clf.predict(\"video.mp4\")", "```", "",
+        f"{'no fusion (frozen)' if cfg.frozen else 'learned fusion'}; {model.num_classes} classes.",
+        "",
+        "## Classes",
+        "",
+        shown,
+        "",
+        "## Test protocol",
+        "",
+        f"{p.describe()}; the softmax is averaged over the {p.views} views. Frames are RGB, "
+        "normalised as (x - 114.75) / 57.375.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import uniformerv2",
+        'clf = uniformerv2.VideoClassifier.from_pretrained("path/to/this/folder")',
+        'clf.predict("video.mp4")',
+        "```",
+        "",
     ]
     if metrics:
         lines += ["## Measured accuracy", "", "| metric | value |", "|---|---|"]
@@ -83,6 +117,7 @@ def _model_card(model: UniFormerV2, names: list[str] | None, metrics: Mapping[st
 
 
 # --------------------------------------------------------------------------------------- Hugging Face Hub
+
 
 def _huggingface_hub() -> ModuleType:
     try:
@@ -94,24 +129,31 @@ def _huggingface_hub() -> ModuleType:
 
 def snapshot(name: str, *, revision: str | None = None) -> Path:
     """The local directory of ``hf-hub:ORG/NAME`` (downloaded into the Hugging Face cache by huggingface_hub)."""
-    repo_id = name[len(HF_HUB_PREFIX):] if name.startswith(HF_HUB_PREFIX) else name
+    repo_id = name[len(HF_HUB_PREFIX) :] if name.startswith(HF_HUB_PREFIX) else name
     hf = _huggingface_hub()
     try:
-        return Path(hf.snapshot_download(repo_id=repo_id, revision=revision,
-                                         allow_patterns=[PRETRAINED_CONFIG, PRETRAINED_WEIGHTS, MODEL_CARD]))
+        return Path(
+            hf.snapshot_download(
+                repo_id=repo_id, revision=revision, allow_patterns=[PRETRAINED_CONFIG, PRETRAINED_WEIGHTS, MODEL_CARD]
+            )
+        )
     except Exception as e:  # noqa: BLE001 - offline, unknown repository, authentication: one message
-        raise DownloadError(f"{HF_HUB_PREFIX}{repo_id}: could not be fetched from the Hugging Face Hub "
-                            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Offline, pass the local "
-                            "directory written by save_pretrained instead.") from None
+        raise DownloadError(
+            f"{HF_HUB_PREFIX}{repo_id}: could not be fetched from the Hugging Face Hub "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Offline, pass the local "
+            "directory written by save_pretrained instead."
+        ) from None
 
 
-def upload_folder(directory: str | os.PathLike[str], repo_id: str, *, private: bool = False,
-                  token: str | None = None) -> str:
+def upload_folder(
+    directory: str | os.PathLike[str], repo_id: str, *, private: bool = False, token: str | None = None
+) -> str:
     """Create ``repo_id`` on the Hub if needed and upload a :func:`save_pretrained`
     directory to it; returns the commit URL."""
     hf = _huggingface_hub()
     api = hf.HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(directory), repo_id=repo_id,
-                             commit_message="Upload UniFormerV2 model with uniformerv2")
+    info = api.upload_folder(
+        folder_path=str(directory), repo_id=repo_id, commit_message="Upload UniFormerV2 model with uniformerv2"
+    )
     return str(getattr(info, "commit_url", info))

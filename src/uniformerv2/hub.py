@@ -7,6 +7,7 @@ names (``<name>_<YYYYMMDD>-<8 hex>.pth``), and only then is moved under its fina
 permissions of a plain write: :func:`uniformerv2.atomic.move_into_place`), so an interrupted download never leaves a
 file under the final name. A full disk is an :class:`~uniformerv2.errors.OutputError` naming the file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -152,7 +153,9 @@ def _cached_file_ok(path: Path, expected: str | None) -> bool:
     actual = _sha256(path)
     if actual.startswith(expected):
         return True
-    warnings.warn(f"Cached {path} has sha256 {actual}, not starting with {expected}; downloading it again.")
+    warnings.warn(
+        f"Cached {path} has sha256 {actual}, not starting with {expected}; downloading it again.", stacklevel=2
+    )
     return False
 
 
@@ -176,8 +179,9 @@ def _network_errors(url: str, dst: Path) -> Iterator[None]:
     try:
         yield
     except urllib.error.HTTPError as e:
-        raise DownloadError(_offline_message(url, f"HTTP error {e.code} {e.reason}", dst), url=url,
-                            cache_path=dst) from e
+        raise DownloadError(
+            _offline_message(url, f"HTTP error {e.code} {e.reason}", dst), url=url, cache_path=dst
+        ) from e
     except urllib.error.URLError as e:
         raise DownloadError(_offline_message(url, e.reason, dst), url=url, cache_path=dst) from e
     except (http.client.HTTPException, OSError) as e:
@@ -186,8 +190,9 @@ def _network_errors(url: str, dst: Path) -> Iterator[None]:
 
 def _progress_bar(name: str, total: int | None, initial: int, progress: bool) -> tqdm:
     """Return a byte-counting tqdm bar for a download."""
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                disable=not progress)
+    return tqdm(
+        total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name, disable=not progress
+    )
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int | None] | None:
@@ -226,8 +231,12 @@ def _fetch_http(url: str, dst: Path, *, progress: bool, timeout: float) -> None:
     leftover = part.stat().st_size if part.is_file() else 0
     with _network_errors(url, dst):
         resp, start, total = _open(url, leftover, timeout)
-    with file_errors(dst), resp, open(part, "ab" if start else "wb") as f, \
-            _progress_bar(dst.name, total, start, progress) as bar:
+    with (
+        file_errors(dst),
+        resp,
+        open(part, "ab" if start else "wb") as f,
+        _progress_bar(dst.name, total, start, progress) as bar,
+    ):
         while True:
             with _network_errors(url, dst):
                 chunk = resp.read(CHUNK_SIZE)
@@ -237,8 +246,9 @@ def _fetch_http(url: str, dst: Path, *, progress: bool, timeout: float) -> None:
             bar.update(len(chunk))
     size = part.stat().st_size
     if total is not None and size != total:
-        raise DownloadError(_offline_message(url, f"the transfer stopped after {size} of {total} bytes", dst),
-                            url=url, cache_path=dst)
+        raise DownloadError(
+            _offline_message(url, f"the transfer stopped after {size} of {total} bytes", dst), url=url, cache_path=dst
+        )
 
 
 def _copy_file_url(url: str, dst: Path, *, progress: bool) -> None:
@@ -246,8 +256,12 @@ def _copy_file_url(url: str, dst: Path, *, progress: bool) -> None:
     src = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
     with _network_errors(url, dst):
         fin: BinaryIO = open(src, "rb")
-    with file_errors(dst), fin, open(_part_path(dst), "wb") as fout, \
-            _progress_bar(dst.name, src.stat().st_size, 0, progress) as bar:
+    with (
+        file_errors(dst),
+        fin,
+        open(_part_path(dst), "wb") as fout,
+        _progress_bar(dst.name, src.stat().st_size, 0, progress) as bar,
+    ):
         while chunk := fin.read(CHUNK_SIZE):
             fout.write(chunk)
             bar.update(len(chunk))

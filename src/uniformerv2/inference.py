@@ -2,10 +2,12 @@
 Face-style pipeline), with the speed options of :mod:`uniformerv2.precision` (autocast dtype, compilation); and
 the one scoring rule every caller shares (:func:`probabilities`, :func:`top_classes`): the command line, the
 timeline, live recognition and the HTTP service."""
+
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from .duration import Duration
 
 __all__ = ["VideoClassifier", "probabilities", "top_classes"]
+
 
 def probabilities(logits: torch.Tensor, rows: Sequence[int] | None = None) -> torch.Tensor:
     """A video's class probabilities from the logits of its views [V, C]: softmax per view, mean over the views
@@ -44,10 +47,18 @@ class VideoClassifier:
     names are called ``class_<i>``.
     """
 
-    def __init__(self, model: UniFormerV2, protocol: Protocol | None = None,
-                 class_names: Sequence[str] | None = None, *, device: str | torch.device = "cpu",
-                 batch_views: int = 12, backend: str = "pyav", dtype: str | torch.dtype | None = None,
-                 compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: UniFormerV2,
+        protocol: Protocol | None = None,
+        class_names: Sequence[str] | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        batch_views: int = 12,
+        backend: str = "pyav",
+        dtype: str | torch.dtype | None = None,
+        compile: bool = False,
+    ) -> None:
         """``dtype``: autocast dtype of the forward pass (``"auto"``: bf16 where the hardware has it, ``"bf16"``,
         ``"fp16"``; default float32). ``compile``: run the network through
         :func:`~uniformerv2.precision.compile_for_inference` (the first video pays the compilation)."""
@@ -68,15 +79,31 @@ class VideoClassifier:
         self._feature_forwards: dict[tuple[str, bool], Any] = {}  # (kind, compiled) -> forward
 
     @classmethod
-    def from_pretrained(cls, name_or_checkpoint: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
-                        labels: str | os.PathLike | None = None, views: tuple[int, int] | None = None,
-                        frames: int | None = None, device: str = "cpu", progress: bool = True,
-                        dtype: str | torch.dtype | None = None, compile: bool = False,
-                        **overrides: Any) -> "VideoClassifier":
+    def from_pretrained(
+        cls,
+        name_or_checkpoint: str | os.PathLike,
+        *,
+        checkpoint: str | os.PathLike | None = None,
+        labels: str | os.PathLike | None = None,
+        views: tuple[int, int] | None = None,
+        frames: int | None = None,
+        device: str = "cpu",
+        progress: bool = True,
+        dtype: str | torch.dtype | None = None,
+        compile: bool = False,
+        **overrides: Any,
+    ) -> VideoClassifier:
         """A preset name (published weights unless ``checkpoint`` is given) or one of our checkpoint files."""
         from .factory import create_model
-        model = create_model(name_or_checkpoint, pretrained=checkpoint is None, checkpoint=checkpoint,
-                             labels=labels, progress=progress, **overrides)
+
+        model = create_model(
+            name_or_checkpoint,
+            pretrained=checkpoint is None,
+            checkpoint=checkpoint,
+            labels=labels,
+            progress=progress,
+            **overrides,
+        )
         clips, crops = views if views else (None, None)
         protocol = model.pretrained_cfg.protocol.replace(frames=frames, clips=clips, crops=crops)
         return cls(model, protocol, device=device, dtype=dtype, compile=compile)
@@ -85,12 +112,14 @@ class VideoClassifier:
         """uint8 test views [V, 3, T, S, S] of a file (or a video opened with :func:`~uniformerv2.data.open_video`),
         or of decoded frames uint8 [F, H, W, 3]."""
         from .data import VideoReader, read_test_views, sample_test_indices, views_from_frames
+
         if isinstance(video, (str, os.PathLike, VideoReader)):
             return read_test_views(video, self.protocol, backend=self.backend)
         frames = video.detach().cpu().numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"expected decoded frames as uint8 [frames, height, width, 3], got "
-                             f"{frames.dtype} {list(frames.shape)}")
+            raise ValueError(
+                f"expected decoded frames as uint8 [frames, height, width, 3], got {frames.dtype} {list(frames.shape)}"
+            )
         inds = sample_test_indices(len(frames), self.protocol)
         return views_from_frames(frames[inds], self.protocol)
 
@@ -98,6 +127,7 @@ class VideoClassifier:
     def _run(self, forward: Callable[[torch.Tensor], torch.Tensor], views: torch.Tensor) -> torch.Tensor:
         """``forward`` over uint8 views [V, ...] in chunks of ``batch_views``: float32 outputs [V, ...] on the CPU."""
         from .data import normalize
+
         out = []
         for chunk in views.split(self.batch_views):
             with autocast(self.device, self.dtype):
@@ -123,6 +153,7 @@ class VideoClassifier:
         compile = self._compile if compile is None else compile
         if (kind, compile) not in self._feature_forwards:
             from .features import feature_forward
+
             self._feature_forwards[(kind, compile)] = feature_forward(self.model, kind, compile=compile)
         return self._feature_forwards[(kind, compile)]
 
@@ -131,8 +162,13 @@ class VideoClassifier:
         feats = self._run(self.feature_forward(kind), views)
         return feats.mean(0) if average else feats
 
-    def features(self, video: str | os.PathLike | VideoReader | np.ndarray | torch.Tensor, kind: str = "pooled", *,
-                 average: bool = True) -> torch.Tensor:
+    def features(
+        self,
+        video: str | os.PathLike | VideoReader | np.ndarray | torch.Tensor,
+        kind: str = "pooled",
+        *,
+        average: bool = True,
+    ) -> torch.Tensor:
         """Features of a video file or decoded frames over the protocol's test views, float32 on the CPU.
 
         ``kind``: see :meth:`UniFormerV2.forward_features` (``pooled``, the feature the head sees, by default;
@@ -142,36 +178,61 @@ class VideoClassifier:
         """
         return self.features_of_views(self.views(video), kind, average=average)
 
-    def explain(self, video: str | os.PathLike, *, target: int | str | None = None, method: str = "both",
-                block: int = -1) -> Any:
+    def explain(
+        self, video: str | os.PathLike, *, target: int | str | None = None, method: str = "both", block: int = -1
+    ) -> Any:
         """Where and when the model looks for ``target`` (a class name or index; default: the predicted class) on
         the centre test view: an :class:`~uniformerv2.explain.Explanation` with Grad-CAM and/or attention maps."""
         from .explain import explain_video
-        return explain_video(self.model, video, protocol=self.protocol, target=target, class_names=self.class_names,
-                             method=method, block=block, device=self.device, dtype=self.dtype, backend=self.backend)
 
-    def stream(self, source: str, *, window: float | str | Duration = 2.0, every: float | str | Duration = 0.5,
-               top_k: int = 5, realtime: bool = False, duration: float | None = None, **kwargs: Any) -> Any:
+        return explain_video(
+            self.model,
+            video,
+            protocol=self.protocol,
+            target=target,
+            class_names=self.class_names,
+            method=method,
+            block=block,
+            device=self.device,
+            dtype=self.dtype,
+            backend=self.backend,
+        )
+
+    def stream(
+        self,
+        source: str,
+        *,
+        window: float | str | Duration = 2.0,
+        every: float | str | Duration = 0.5,
+        top_k: int = 5,
+        realtime: bool = False,
+        duration: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Decisions on a camera, stream or file (``realtime``: played at its own speed): every ``every`` seconds
         the newest ``window`` seconds scored (see :mod:`uniformerv2.live`; durations as
         :func:`~uniformerv2.duration.parse_duration` reads them, ``16f`` frames where the source's frame rate is
         known); a generator of :class:`~uniformerv2.live.Decision`."""
         from .live import stream
-        return stream(self, source, window=window, every=every, top_k=top_k, realtime=realtime, duration=duration,
-                      **kwargs)
+
+        return stream(
+            self, source, window=window, every=every, top_k=top_k, realtime=realtime, duration=duration, **kwargs
+        )
 
     def class_rows(self, names: Sequence[str], *, source: str = "labels") -> list[int]:
         """The head rows of the classes ``names`` names, matched as ``--labels`` matches them (exactly, through
         the Kinetics-710 channel maps for a 710-class model, then ignoring case and punctuation); an
         :class:`~uniformerv2.errors.AnnotationError` names those that match nothing."""
         from .data.labels import class_rows
+
         return class_rows(names, self.class_names, source=source)
 
     def top_k(self, scores: torch.Tensor, top_k: int = 5) -> list[tuple[str, float]]:
         """The ``top_k`` most probable classes of ``scores``: ``[(label, score), ...]`` (:func:`top_classes`)."""
         return top_classes(scores, self.class_names, top_k)
 
-    def predict(self, video: str | os.PathLike | VideoReader | np.ndarray | torch.Tensor,
-                top_k: int = 5) -> list[tuple[str, float]]:
+    def predict(
+        self, video: str | os.PathLike | VideoReader | np.ndarray | torch.Tensor, top_k: int = 5
+    ) -> list[tuple[str, float]]:
         """``[(label, probability), ...]``, most probable first, for a video file or decoded frames."""
         return self.top_k(self.scores(video), top_k)

@@ -7,6 +7,7 @@ that one clip. When the model is slower than real time the next decision simply 
 queues -- so a decision's lag (from the arrival of the newest frame it saw to its result) stays below one window
 plus one forward pass. A source that stalls or drops is reported and reopened, up to ``reconnects`` times.
 """
+
 from __future__ import annotations
 
 import collections
@@ -15,8 +16,9 @@ import math
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -42,9 +44,13 @@ class Decision:
     top: list[tuple[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stream_time": round(self.stream_time, 3), "wall_time": round(self.wall_time, 3),
-                "lag": round(self.lag, 3), "window": [round(self.window[0], 3), round(self.window[1], 3)],
-                "top": [{"label": label, "score": round(score, 6)} for label, score in self.top]}
+        return {
+            "stream_time": round(self.stream_time, 3),
+            "wall_time": round(self.wall_time, 3),
+            "lag": round(self.lag, 3),
+            "window": [round(self.window[0], 3), round(self.window[1], 3)],
+            "top": [{"label": label, "score": round(score, 6)} for label, score in self.top],
+        }
 
 
 class FrameBuffer:
@@ -74,9 +80,18 @@ class FrameBuffer:
 class SourceReader(threading.Thread):
     """Decodes ``source`` into a :class:`FrameBuffer` on its own thread; reopens a stalled or dropped stream."""
 
-    def __init__(self, source: str, buffer: FrameBuffer, *, size: int, realtime: bool = False,
-                 stall_s: float = 5.0, reconnects: int = 3, on_frame: Callable[[np.ndarray, float], None] | None = None,
-                 log: Callable[[str], None] = lambda message: None) -> None:
+    def __init__(
+        self,
+        source: str,
+        buffer: FrameBuffer,
+        *,
+        size: int,
+        realtime: bool = False,
+        stall_s: float = 5.0,
+        reconnects: int = 3,
+        on_frame: Callable[[np.ndarray, float], None] | None = None,
+        log: Callable[[str], None] = lambda message: None,
+    ) -> None:
         super().__init__(name="uniformerv2-live-reader", daemon=True)
         self.source, self.buffer, self.size = source, buffer, size
         self.realtime, self.stall_s, self.reconnects = realtime, stall_s, reconnects
@@ -90,6 +105,7 @@ class SourceReader(threading.Thread):
 
     def _open(self) -> Any:
         import av
+
         # probing a live stream needs a moment: give the open a few seconds more than a stall, and probe 1 s
         options = {"analyzeduration": "1000000"}
         kwargs: dict[str, Any] = {"metadata_errors": "ignore", "timeout": (self.stall_s + 5.0, self.stall_s)}
@@ -131,6 +147,7 @@ class SourceReader(threading.Thread):
     def _read_once(self) -> bool:
         """Decode until the source ends (True) or fails (VideoDecodeError)."""
         import av
+
         container = self._open()
         try:
             stream = container.streams.video[0]
@@ -169,8 +186,7 @@ class SourceReader(threading.Thread):
 class LiveRecognizer:
     """Scores the newest window of a :class:`FrameBuffer` with a :class:`~uniformerv2.inference.VideoClassifier`."""
 
-    def __init__(self, clf: Any, *, window: float = 2.0, top_k: int = 5,
-                 slow_down: float = 0.0) -> None:
+    def __init__(self, clf: Any, *, window: float = 2.0, top_k: int = 5, slow_down: float = 0.0) -> None:
         self.clf = clf
         self.window = window
         self.top_k = top_k
@@ -197,8 +213,13 @@ class LiveRecognizer:
         if self.slow_down:
             time.sleep(self.slow_down)
         now = time.monotonic()
-        return Decision(stream_time=float(times[-1]), wall_time=time.time(), lag=now - frames[-1][1],
-                        window=(float(times[0]), float(times[-1])), top=self.clf.top_k(scores, self.top_k))
+        return Decision(
+            stream_time=float(times[-1]),
+            wall_time=time.time(),
+            lag=now - frames[-1][1],
+            window=(float(times[0]), float(times[-1])),
+            top=self.clf.top_k(scores, self.top_k),
+        )
 
 
 def decode_image(data: bytes, size: int, *, max_pixels: int = 4096 * 4096) -> np.ndarray:
@@ -206,6 +227,7 @@ def decode_image(data: bytes, size: int, *, max_pixels: int = 4096 * 4096) -> np
     smallest DCT scale that keeps its short side at least ``size`` (fast for a large frame); an image of more than
     ``max_pixels`` is refused from its header, before decoding. ValueError on anything else."""
     from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
             w, h = img.size
@@ -223,10 +245,21 @@ def decode_image(data: bytes, size: int, *, max_pixels: int = 4096 * 4096) -> np
         raise ValueError(f"a broken image ({type(e).__name__}: {e})") from None
 
 
-def stream(clf: Any, source: str, *, window: float | str | Duration = 2.0, every: float | str | Duration = 0.5,
-           top_k: int = 5, realtime: bool = False, duration: float | None = None, stall_s: float = 5.0,
-           reconnects: int = 3, on_frame: Callable[[np.ndarray, float], None] | None = None,
-           log: Callable[[str], None] = lambda message: None, slow_down: float = 0.0) -> Iterator[Decision]:
+def stream(
+    clf: Any,
+    source: str,
+    *,
+    window: float | str | Duration = 2.0,
+    every: float | str | Duration = 0.5,
+    top_k: int = 5,
+    realtime: bool = False,
+    duration: float | None = None,
+    stall_s: float = 5.0,
+    reconnects: int = 3,
+    on_frame: Callable[[np.ndarray, float], None] | None = None,
+    log: Callable[[str], None] = lambda message: None,
+    slow_down: float = 0.0,
+) -> Iterator[Decision]:
     """Decisions on ``source`` every ``every`` seconds until it ends (a file), ``duration`` seconds pass, or the
     stream is given up (then a :class:`~uniformerv2.errors.VideoDecodeError`).
 
@@ -237,8 +270,16 @@ def stream(clf: Any, source: str, *, window: float | str | Duration = 2.0, every
     # room for a 120 fps source (or the window's own frames); older frames drop out
     capacity = (window_d.frames() if window_d.in_frames else int(math.ceil(window_d.value * 120))) + 8
     buffer = FrameBuffer(capacity)
-    reader = SourceReader(source, buffer, size=clf.protocol.size, realtime=realtime, stall_s=stall_s,
-                          reconnects=reconnects, on_frame=on_frame, log=log)
+    reader = SourceReader(
+        source,
+        buffer,
+        size=clf.protocol.size,
+        realtime=realtime,
+        stall_s=stall_s,
+        reconnects=reconnects,
+        on_frame=on_frame,
+        log=log,
+    )
     reader.start()
     try:
         window_s, every_s = _seconds(window_d, reader, "window"), _seconds(every_d, reader, "every")
@@ -274,8 +315,10 @@ def _seconds(length: Duration, reader: SourceReader, name: str) -> float:
     if not reader.opened.is_set():  # never opened: the reader's error says why
         return length.value / NOMINAL_FPS
     if reader.fps is None:
-        raise UsageError(f"--{name} {length}: {reader.source} reports no frame rate to count frames with; give "
-                         f"seconds, e.g. --{name} 2s")
+        raise UsageError(
+            f"--{name} {length}: {reader.source} reports no frame rate to count frames with; give "
+            f"seconds, e.g. --{name} 2s"
+        )
     return length.seconds(reader.fps)
 
 
@@ -286,6 +329,7 @@ class AnnotatedWriter:
 
     def __init__(self, path: str, fps: float = 30.0) -> None:
         from .data.encode import VideoWriter
+
         self.label = ""
         self._writer = VideoWriter(path, fps, crf=23)  # its temporary file is made now: a bad folder fails here
         self.path = self._writer.path
@@ -294,6 +338,7 @@ class AnnotatedWriter:
 
     def write(self, rgb: np.ndarray, stream_time: float) -> None:
         from .data.decode import draw_label
+
         with self._lock:
             if self._error is not None:
                 return

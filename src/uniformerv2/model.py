@@ -15,9 +15,11 @@ Parameter names follow MMAction2 1.2.0 (``backbone.*`` and ``cls_head.*`` of its
 checkpoints load without renaming. Tensors are kept batch-first (``[batch, tokens, channels]``) throughout;
 attention runs on :func:`torch.nn.functional.scaled_dot_product_attention`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -77,8 +79,11 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: [..., C] -> [..., C]."""
-        if (type(self.c_fc) is not nn.Linear or type(self.c_proj) is not nn.Linear  # e.g. int8-quantised
-                or torch.compiler.is_compiling()):  # inductor fuses the activation itself and prepacks F.linear
+        if (
+            type(self.c_fc) is not nn.Linear
+            or type(self.c_proj) is not nn.Linear  # e.g. int8-quantised
+            or torch.compiler.is_compiling()
+        ):  # inductor fuses the activation itself and prepacks F.linear
             y: Tensor = self.c_proj(self._drop(self.gelu(self.c_fc(x))))
             return y
         a = QuickGELU.ALPHA
@@ -152,7 +157,7 @@ class Attention(nn.Module):
         q = F.linear(x, w_q.reshape(c, c), b_q.reshape(c)).view(b, n, h, d)
         q_y = torch.einsum("bnhd,hdc->bnhc", q, w_k).reshape(b, 1, n * h, c)  # queries in y's space
         kv = y.unsqueeze(1)  # [B, 1, m, C]: one key/value "head" shared by the n * heads queries
-        pooled = F.scaled_dot_product_attention(q_y, kv, kv, scale=d ** -0.5)  # [B, 1, n * heads, C]
+        pooled = F.scaled_dot_product_attention(q_y, kv, kv, scale=d**-0.5)  # [B, 1, n * heads, C]
         out = torch.einsum("bnhc,hdc->bnhd", pooled.view(b, n, h, c), w_v) + b_v  # [B, n, heads, d]
         projected: Tensor = self.out_proj(out.reshape(b, n, c))
         return projected
@@ -170,7 +175,7 @@ def _drop_path(rate: float) -> nn.Module:
 def _to_video(tokens: Tensor, n: int, t: int) -> Tensor:
     """Patch tokens [N*T, h*w, C] -> video [N, C, T, h, w] (a channels-last-3d view, no copy)."""
     nt, hw, c = tokens.shape
-    side = int(round(hw ** 0.5))
+    side = int(round(hw**0.5))
     return tokens.view(n, t, side, side, c).permute(0, 4, 1, 2, 3)
 
 
@@ -185,8 +190,14 @@ class PatchEmbed(nn.Conv3d):
 
     def __init__(self, width: int, patch_size: int, temporal_downsample: bool, kernel_size: int = 3) -> None:
         if temporal_downsample:
-            super().__init__(3, width, (kernel_size, patch_size, patch_size), (2, patch_size, patch_size),
-                             ((kernel_size - 1) // 2, 0, 0), bias=False)
+            super().__init__(
+                3,
+                width,
+                (kernel_size, patch_size, patch_size),
+                (2, patch_size, patch_size),
+                ((kernel_size - 1) // 2, 0, 0),
+                bias=False,
+            )
         else:
             super().__init__(3, width, (1, patch_size, patch_size), (1, patch_size, patch_size), bias=False)
 
@@ -199,8 +210,13 @@ class LocalMHRA(nn.Module):
         re_d_model = int(d_model // dw_reduction)
         bn = nn.BatchNorm3d(d_model)
         reduce = nn.Conv3d(d_model, re_d_model, kernel_size=1)
-        temporal = nn.Conv3d(re_d_model, re_d_model, kernel_size=(pos_kernel_size, 1, 1),
-                             padding=(pos_kernel_size // 2, 0, 0), groups=re_d_model)
+        temporal = nn.Conv3d(
+            re_d_model,
+            re_d_model,
+            kernel_size=(pos_kernel_size, 1, 1),
+            padding=(pos_kernel_size // 2, 0, 0),
+            groups=re_d_model,
+        )
         expand = nn.Conv3d(re_d_model, d_model, kernel_size=1, bias=True)
         nn.init.zeros_(expand.weight)  # the block starts as the image ViT's
         nn.init.zeros_(_bias(expand))
@@ -242,8 +258,15 @@ def _fold_batchnorm(bn: nn.Module, conv: nn.Module) -> tuple[Tensor, Tensor]:
 class LocalUniBlock(nn.Module):
     """CLIP residual attention block with optional local MHRA: the local UniBlock."""
 
-    def __init__(self, d_model: int, n_head: int, drop_path: float = 0.0, dw_reduction: float = 1.5,
-                 no_lmhra: bool = False, double_lmhra: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        drop_path: float = 0.0,
+        dw_reduction: float = 1.5,
+        no_lmhra: bool = False,
+        double_lmhra: bool = True,
+    ) -> None:
         super().__init__()
         self.no_lmhra = no_lmhra
         self.double_lmhra = double_lmhra
@@ -279,8 +302,9 @@ class LocalUniBlock(nn.Module):
 class GlobalUniBlock(nn.Module):
     """A video token cross-attending to all tokens of all frames: the global UniBlock (``Extractor`` in MMAction2)."""
 
-    def __init__(self, d_model: int, n_head: int, mlp_factor: float = 4.0, dropout: float = 0.0,
-                 drop_path: float = 0.0) -> None:
+    def __init__(
+        self, d_model: int, n_head: int, mlp_factor: float = 4.0, dropout: float = 0.0, drop_path: float = 0.0
+    ) -> None:
         super().__init__()
         self.attn = Attention(d_model, n_head)
         self.ln_1 = nn.LayerNorm(d_model)
@@ -317,9 +341,9 @@ class UniFormerV2Backbone(nn.Module):
         self.cfg = cfg
         width = cfg.width
         self.conv1 = PatchEmbed(width, cfg.patch_size, cfg.temporal_downsample, cfg.kernel_size)
-        scale = width ** -0.5
+        scale = width**-0.5
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(scale * torch.randn(cfg.grid_size ** 2 + 1, width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(cfg.grid_size**2 + 1, width))
         self.ln_pre = nn.LayerNorm(width)
         self.transformer = Transformer(cfg)
 
@@ -346,19 +370,30 @@ class Transformer(nn.Module):
         self.frozen = cfg.frozen
         self.grad_checkpointing = 0  # the first N local blocks recompute their activations in backward
         b_dpr = _linspace(cfg.backbone_drop_path_rate, cfg.layers)
-        self.resblocks = nn.ModuleList([
-            LocalUniBlock(cfg.width, cfg.heads, drop_path=b_dpr[i], dw_reduction=cfg.dw_reduction,
-                          no_lmhra=cfg.no_lmhra, double_lmhra=cfg.double_lmhra)
-            for i in range(cfg.layers)
-        ])
+        self.resblocks = nn.ModuleList(
+            [
+                LocalUniBlock(
+                    cfg.width,
+                    cfg.heads,
+                    drop_path=b_dpr[i],
+                    dw_reduction=cfg.dw_reduction,
+                    no_lmhra=cfg.no_lmhra,
+                    double_lmhra=cfg.double_lmhra,
+                )
+                for i in range(cfg.layers)
+            ]
+        )
         self.temporal_cls_token = nn.Parameter(torch.zeros(1, 1, cfg.n_dim))
         self.dpe = nn.ModuleList([DynamicPositionEncoding(cfg.n_dim) for _ in range(cfg.n_layers)])
         dpr = _linspace(cfg.drop_path_rate, cfg.n_layers)
-        self.dec = nn.ModuleList([
-            GlobalUniBlock(cfg.n_dim, cfg.n_head, mlp_factor=cfg.mlp_factor, dropout=cfg.mlp_dropout[i],
-                           drop_path=dpr[i])
-            for i in range(cfg.n_layers)
-        ])
+        self.dec = nn.ModuleList(
+            [
+                GlobalUniBlock(
+                    cfg.n_dim, cfg.n_head, mlp_factor=cfg.mlp_factor, dropout=cfg.mlp_dropout[i], drop_path=dpr[i]
+                )
+                for i in range(cfg.n_layers)
+            ]
+        )
         self.norm = nn.LayerNorm(cfg.n_dim)
         if not cfg.frozen:
             self.balance = nn.Parameter(torch.zeros(cfg.n_dim))
@@ -447,8 +482,9 @@ class UniFormerV2(nn.Module):
         if x.ndim != 5 or x.shape[1] != 3:
             raise ValueError(f"expected a video batch [N, 3, T, {res}, {res}], got shape {list(x.shape)}")
         if x.shape[-2:] != (res, res):
-            raise ValueError(f"expected frames of {res}x{res} pixels (the model's input_resolution), "
-                             f"got {x.shape[-2]}x{x.shape[-1]}")
+            raise ValueError(
+                f"expected frames of {res}x{res} pixels (the model's input_resolution), got {x.shape[-2]}x{x.shape[-1]}"
+            )
         if self.cfg.temporal_downsample and x.shape[2] < 2:
             raise ValueError(f"this model downsamples time by 2 and needs at least 2 frames, got {x.shape[2]}")
         if not x.is_floating_point():
@@ -458,14 +494,17 @@ class UniFormerV2(nn.Module):
         """A Hugging Face-style directory: ``config.json``, ``model.safetensors`` and a model card ``README.md``
         (see :func:`uniformerv2.hf_folder.save_pretrained`); load it with ``uniformerv2.from_pretrained``."""
         from .hf_folder import save_pretrained
+
         return str(save_pretrained(self, directory, metrics=metrics))
 
-    def push_to_hub(self, repo_id: str, *, metrics: Mapping[str, Any] | None = None, private: bool = False,
-                    token: str | None = None) -> str:
+    def push_to_hub(
+        self, repo_id: str, *, metrics: Mapping[str, Any] | None = None, private: bool = False, token: str | None = None
+    ) -> str:
         """Upload :meth:`save_pretrained`'s directory to the Hugging Face Hub (needs ``huggingface_hub``)."""
         import tempfile
 
         from .hf_folder import upload_folder
+
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp, metrics=metrics)
             return upload_folder(tmp, repo_id, private=private, token=token)
@@ -526,4 +565,3 @@ class UniFormerV2(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-

@@ -3,24 +3,34 @@
 Figures are drawn on their own ``Figure`` with the Agg canvas, never through ``pyplot`` or ``matplotlib.use``, so
 plotting here never changes a notebook's or an application's matplotlib backend. Files are written atomically.
 """
+
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .atomic import atomic_write_bytes
 
-__all__ = ["write_curves", "write_confusion_png", "write_timeline_png", "top_confused_pairs", "write_map_grid",
-           "write_frame_contributions", "write_dataset_charts"]
+__all__ = [
+    "write_curves",
+    "write_confusion_png",
+    "write_timeline_png",
+    "top_confused_pairs",
+    "write_map_grid",
+    "write_frame_contributions",
+    "write_dataset_charts",
+]
 
 
 def _figure(width: float, height: float, dpi: int = 100) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
@@ -73,8 +83,14 @@ def top_confused_pairs(cm: np.ndarray, n: int = 20) -> list[tuple[int, int, int]
     return pairs
 
 
-def write_confusion_png(path: str | os.PathLike, cm: np.ndarray, class_names: Sequence[str], *,
-                        top1: float | None = None, max_classes: int = 40) -> Path:
+def write_confusion_png(
+    path: str | os.PathLike,
+    cm: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    top1: float | None = None,
+    max_classes: int = 40,
+) -> Path:
     """Row-normalised confusion matrix (rows: true class). Up to ``max_classes`` classes, those that are a label or
     a prediction; with more, the classes of the most frequent confusions (at most 30)."""
     present = [c for c in range(cm.shape[0]) if cm[c].sum() or cm[:, c].sum()]
@@ -108,8 +124,15 @@ def write_confusion_png(path: str | os.PathLike, cm: np.ndarray, class_names: Se
         for i in range(len(present)):
             for j in range(len(present)):
                 if sub[i, j]:
-                    ax.text(j, i, str(int(sub[i, j])), ha="center", va="center", fontsize=7 if n > 10 else 10,
-                            color="white" if frac[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(sub[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=7 if n > 10 else 10,
+                        color="white" if frac[i, j] > 0.5 else "black",
+                    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -127,10 +150,19 @@ def _shown_classes(scores: np.ndarray, max_classes: int) -> list[int]:
     return order[:max_classes]
 
 
-def write_timeline_png(path: str | os.PathLike, starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
-                       class_names: Sequence[str], *, title: str, top_k: int = 5) -> Path:
+def write_timeline_png(
+    path: str | os.PathLike,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    scores: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    title: str,
+    top_k: int = 5,
+) -> Path:
     """Probability of the ``top_k`` leading classes over time, with the top-1 class as a band along the bottom."""
     from matplotlib import colormaps
+
     centres = (starts + ends) / 2
     shown = _shown_classes(scores, top_k)
     fig = _figure(10, 4, dpi=120)
@@ -140,8 +172,9 @@ def write_timeline_png(path: str | os.PathLike, starts: np.ndarray, ends: np.nda
         ax.plot(centres, scores[:, c], color=colors(k % 10), lw=2, label=class_names[c])
     for w, c in enumerate(scores.argmax(1)):
         k = shown.index(int(c)) if int(c) in shown else None
-        ax.axvspan(starts[w], ends[w], ymin=0, ymax=0.04, color=colors(k % 10) if k is not None else "0.5",
-                   alpha=0.6, lw=0)
+        ax.axvspan(
+            starts[w], ends[w], ymin=0, ymax=0.04, color=colors(k % 10) if k is not None else "0.5", alpha=0.6, lw=0
+        )
     ax.set_xlim(0, float(ends.max()) if len(ends) else 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("time (s)")
@@ -153,8 +186,7 @@ def write_timeline_png(path: str | os.PathLike, starts: np.ndarray, ends: np.nda
     return _save(fig, path)
 
 
-def write_map_grid(path: str | os.PathLike, frames: np.ndarray, overlays: dict[str, np.ndarray], *,
-                   title: str) -> Path:
+def write_map_grid(path: str | os.PathLike, frames: np.ndarray, overlays: dict[str, np.ndarray], *, title: str) -> Path:
     """A grid: the view's frames (uint8 [T, S, S, 3]) along the top row, then one row per method with its map
     drawn over them (``overlays``: name -> uint8 [T, S, S, 3])."""
     rows = [("frames", frames), *overlays.items()]
@@ -176,8 +208,9 @@ def write_map_grid(path: str | os.PathLike, frames: np.ndarray, overlays: dict[s
     return _save(fig, path)
 
 
-def write_frame_contributions(path: str | os.PathLike, shares: dict[str, np.ndarray], frame_indices: np.ndarray,
-                              *, title: str) -> Path:
+def write_frame_contributions(
+    path: str | os.PathLike, shares: dict[str, np.ndarray], frame_indices: np.ndarray, *, title: str
+) -> Path:
     """How much of each method's map lies on each explained frame (bars, one group per frame)."""
     fig = _figure(8, 3.2)
     ax = fig.add_subplot()
@@ -195,16 +228,24 @@ def write_frame_contributions(path: str | os.PathLike, shares: dict[str, np.ndar
     return _save(fig, path)
 
 
-def write_dataset_charts(out_dir: str | os.PathLike, *, durations: Sequence[float], fps: Sequence[float],
-                         resolutions: Mapping[str, int], class_counts: Mapping[str, Sequence[int]],
-                         class_names: Sequence[str] | None = None) -> dict[str, Path]:
+def write_dataset_charts(
+    out_dir: str | os.PathLike,
+    *,
+    durations: Sequence[float],
+    fps: Sequence[float],
+    resolutions: Mapping[str, int],
+    class_counts: Mapping[str, Sequence[int]],
+    class_names: Sequence[str] | None = None,
+) -> dict[str, Path]:
     """The charts of a dataset check in ``out_dir``, those with data: histograms of the durations (s) and frame
     rates, the resolutions ('WxH' -> videos, the 15 commonest) and the videos per class of each list. Returns
     chart ('duration', 'fps', 'resolution', 'classes') -> path."""
     out = Path(out_dir)
     written: dict[str, Path] = {}
-    for key, values, name, xlabel in (("duration", durations, "durations.png", "duration (s)"),
-                                      ("fps", fps, "fps.png", "frames per second")):
+    for key, values, name, xlabel in (
+        ("duration", durations, "durations.png", "duration (s)"),
+        ("fps", fps, "fps.png", "frames per second"),
+    ):
         if not len(values):
             continue
         fig = _figure(6, 3.5)
@@ -222,8 +263,10 @@ def write_dataset_charts(out_dir: str | os.PathLike, *, durations: Sequence[floa
         ax = fig.add_subplot()
         ax.barh([k for k, _ in top][::-1], [n for _, n in top][::-1], color="tab:green")
         ax.set_xlabel("videos")
-        ax.set_title("resolution (width x height as shown)" + (f", top 15 of {len(resolutions)}"
-                                                                 if len(resolutions) > 15 else ""))
+        ax.set_title(
+            "resolution (width x height as shown)"
+            + (f", top 15 of {len(resolutions)}" if len(resolutions) > 15 else "")
+        )
         fig.tight_layout()
         written["resolution"] = _save(fig, out / "resolutions.png")
     if class_counts:

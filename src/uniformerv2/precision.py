@@ -4,6 +4,7 @@ native-bf16 detection, and :func:`compile_for_inference`.
 Our network keeps the residual stream, LayerNorms and softmax inputs in float32 under autocast (see ``model.py``),
 so only the matrix products and convolutions run in the lower precision.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,24 +13,38 @@ import os
 import platform
 import shutil
 import warnings
-from typing import Any, Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
 
 from .errors import UsageError
 
-__all__ = ["DTYPE_NAMES", "autocast_dtype", "resolve_dtype", "native_bf16", "autocast", "inference_autocast",
-           "compile_for_inference"]
+__all__ = [
+    "DTYPE_NAMES",
+    "autocast_dtype",
+    "resolve_dtype",
+    "native_bf16",
+    "autocast",
+    "inference_autocast",
+    "compile_for_inference",
+]
 
 # Every spelling accepted for a precision, on the command line and in Python; None is plain float32.
 DTYPE_NAMES: dict[str, torch.dtype | None] = {
-    "float32": None, "fp32": None, "none": None, "no": None,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16,
+    "float32": None,
+    "fp32": None,
+    "none": None,
+    "no": None,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cpu_flags() -> frozenset[str]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -87,13 +102,16 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -
         return torch.bfloat16 if native_bf16(device) else None
     resolved = autocast_dtype(dtype)
     if resolved == torch.bfloat16 and device.type == "cpu" and not native_bf16(device):
-        warnings.warn("bfloat16 was asked for on a CPU without native bf16 (no AVX512_BF16 or AMX): it is "
-                      "emulated and runs many times slower than float32; use --dtype auto or float32",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "bfloat16 was asked for on a CPU without native bf16 (no AVX512_BF16 or AMX): it is "
+            "emulated and runs many times slower than float32; use --dtype auto or float32",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return resolved
 
 
-def autocast(device: str | torch.device, dtype: str | torch.dtype | None) -> ContextManager[Any]:
+def autocast(device: str | torch.device, dtype: str | torch.dtype | None) -> AbstractContextManager[Any]:
     """``torch.autocast`` for ``dtype`` on ``device``'s type, or a no-op for float32."""
     dtype = autocast_dtype(dtype) if not isinstance(dtype, torch.dtype) else dtype
     if dtype is None or dtype == torch.float32:
@@ -124,8 +142,10 @@ def compile_for_inference(model: torch.nn.Module) -> Callable[..., torch.Tensor]
 
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     if on_cpu and not _cpp_compiler_available():
-        raise UsageError("compiling for CPU needs a C++ compiler (inductor builds its kernels with one), and none "
-                         "was found: set CXX or put g++/clang++ on PATH, or run without --compile")
+        raise UsageError(
+            "compiling for CPU needs a C++ compiler (inductor builds its kernels with one), and none "
+            "was found: set CXX or put g++/clang++ on PATH, or run without --compile"
+        )
     compiled = torch.compile(model.eval())
 
     def forward(*args: Any, **kwargs: Any) -> torch.Tensor:

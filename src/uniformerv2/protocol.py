@@ -1,9 +1,11 @@
 """The test protocol: which views of a video a model is scored on (no torch)."""
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import UsageError
 
@@ -37,19 +39,21 @@ class Protocol:
     def views(self) -> int:
         return self.clips * self.crops
 
-    def replace(self, **changes: Any) -> "Protocol":
+    def replace(self, **changes: Any) -> Protocol:
         """A copy with the given fields changed (``None`` values are ignored, so options can be passed through)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def describe(self) -> str:
-        return (f"{self.clips} clips x {self.crops} crops of {self.frames} frames at {self.size}px, "
-                f"{self.sampling} sampling")
+        return (
+            f"{self.clips} clips x {self.crops} crops of {self.frames} frames at {self.size}px, "
+            f"{self.sampling} sampling"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Protocol":
+    def from_dict(cls, d: Mapping[str, Any]) -> Protocol:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

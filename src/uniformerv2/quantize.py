@@ -13,6 +13,7 @@ PyTorch's dynamic-quantised format, not one of the checkpoint formats of :mod:`u
 Quantised models are for inference on CPU only (no autograd, no bf16 autocast). PyTorch 2.14 warns that its
 quantised tensors (which ``torch.ao`` dynamic quantisation uses) are deprecated in favour of ``torchao``.
 """
+
 from __future__ import annotations
 
 import copy

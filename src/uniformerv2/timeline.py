@@ -1,4 +1,5 @@
 """Scanning a long video with sliding windows: scores over time, a plot, CSV/JSON, and an annotated copy."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,10 +7,11 @@ import csv
 import json
 import os
 import typing
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -69,17 +71,41 @@ class Timeline:
         k = min(top_k, self.scores.shape[1])
         order = np.argsort(-self.scores, axis=1)[:, :k]
         # "probability": the old name of "score", kept beside it for one release
-        windows = [{"start_s": round(float(s), 3), "end_s": round(float(e), 3),
-                    "top": [{"label": self.class_names[c], "score": float(self.scores[w, c]),
-                             "probability": float(self.scores[w, c])} for c in order[w]]}
-                   for w, (s, e) in enumerate(zip(self.starts, self.ends))]
-        return {"video": self.video, "fps": self.fps, "class_names": list(self.class_names), "windows": windows,
-                "scores": np.round(self.scores, 6).tolist()}
+        windows = [
+            {
+                "start_s": round(float(s), 3),
+                "end_s": round(float(e), 3),
+                "top": [
+                    {
+                        "label": self.class_names[c],
+                        "score": float(self.scores[w, c]),
+                        "probability": float(self.scores[w, c]),
+                    }
+                    for c in order[w]
+                ],
+            }
+            for w, (s, e) in enumerate(zip(self.starts, self.ends))
+        ]
+        return {
+            "video": self.video,
+            "fps": self.fps,
+            "class_names": list(self.class_names),
+            "windows": windows,
+            "scores": np.round(self.scores, 6).tolist(),
+        }
 
 
-def scan(clf: Scorer, video: str | os.PathLike | VideoReader, *, window: float | str | Duration = 2.0,
-         stride: float | str | Duration = 1.0, windows_per_read: int = 16, max_windows: int | None = None,
-         read_pool: Executor | None = None, progress: bool = True) -> Timeline:
+def scan(
+    clf: Scorer,
+    video: str | os.PathLike | VideoReader,
+    *,
+    window: float | str | Duration = 2.0,
+    stride: float | str | Duration = 1.0,
+    windows_per_read: int = 16,
+    max_windows: int | None = None,
+    read_pool: Executor | None = None,
+    progress: bool = True,
+) -> Timeline:
     """Score every window of ``video`` (a path, or a video already opened, which is left open) with ``clf``'s
     crops, one clip per window of the protocol's frames.
 
@@ -89,42 +115,61 @@ def scan(clf: Scorer, video: str | os.PathLike | VideoReader, *, window: float |
     ``max_windows``: more windows than this is a :class:`~uniformerv2.errors.UsageError` before anything is
     decoded."""
     from .data import VideoReader, open_video
+
     if isinstance(video, VideoReader):
-        return _scan(clf, video, str(video.path), window, stride, windows_per_read, max_windows, read_pool,
-                     progress)
+        return _scan(clf, video, str(video.path), window, stride, windows_per_read, max_windows, read_pool, progress)
     with open_video(video, clf.backend) as reader:
         return _scan(clf, reader, str(video), window, stride, windows_per_read, max_windows, read_pool, progress)
 
 
-def _scan(clf: Scorer, reader: VideoReader, name: str, window: float | str | Duration,
-          stride: float | str | Duration, windows_per_read: int, max_windows: int | None, read_pool: Executor | None,
-          progress: bool) -> Timeline:
+def _scan(
+    clf: Scorer,
+    reader: VideoReader,
+    name: str,
+    window: float | str | Duration,
+    stride: float | str | Duration,
+    windows_per_read: int,
+    max_windows: int | None,
+    read_pool: Executor | None,
+    progress: bool,
+) -> Timeline:
     """:func:`scan` of an open video."""
     from tqdm.auto import tqdm
+
     window_s = parse_duration(window, name="window").seconds(reader.fps)
     stride_s = parse_duration(stride, name="stride").seconds(reader.fps)
     protocol = clf.protocol.replace(clips=1)  # one clip per window, the protocol's crops
     starts, ends, indices = window_indices(reader.times, window_s, stride_s, protocol.frames)
     if max_windows is not None and len(starts) > max_windows:
-        raise UsageError(f"{len(starts)} windows ({video_duration(reader.times, reader.fps):.1f} s at a stride of "
-                         f"{stride_s:g} s); the limit is {max_windows}: use a longer stride")
+        raise UsageError(
+            f"{len(starts)} windows ({video_duration(reader.times, reader.fps):.1f} s at a stride of "
+            f"{stride_s:g} s); the limit is {max_windows}: use a longer stride"
+        )
     scores = []
     chunks = _read_ahead(_window_views(reader, indices, windows_per_read, protocol), read_pool)
     with tqdm(total=len(starts), desc="windows", unit="win", disable=not progress) as bar, contextlib.closing(chunks):
         for views in chunks:
             scores.append(clf.scores_of_videos(views).numpy())
             bar.update(len(views))
-    return Timeline(video=name, fps=reader.fps, starts=starts, ends=ends, scores=np.concatenate(scores),
-                    class_names=list(clf.class_names))
+    return Timeline(
+        video=name,
+        fps=reader.fps,
+        starts=starts,
+        ends=ends,
+        scores=np.concatenate(scores),
+        class_names=list(clf.class_names),
+    )
 
 
-def _window_views(reader: VideoReader, indices: np.ndarray, per_read: int,
-                  protocol: Protocol) -> Iterator[list[torch.Tensor]]:
+def _window_views(
+    reader: VideoReader, indices: np.ndarray, per_read: int, protocol: Protocol
+) -> Iterator[list[torch.Tensor]]:
     """The views of consecutive windows (frame indices [W, frames]), ``per_read`` windows at a time; each frame
     they share is decoded once."""
     from .data import views_from_frames
+
     for lo in range(0, len(indices), per_read):
-        chunk = indices[lo:lo + per_read]  # [w, frames]
+        chunk = indices[lo : lo + per_read]  # [w, frames]
         unique, inverse = np.unique(chunk, return_inverse=True)
         frames = reader.read(unique)
         inverse = inverse.reshape(chunk.shape)
@@ -155,12 +200,20 @@ def _read_ahead(items: Iterator[Any], pool: Executor | None) -> Iterator[Any]:
 def plot_timeline(tl: Timeline, path: str | os.PathLike, *, top_k: int = 5) -> Path:
     """A PNG: probability of the leading ``top_k`` classes over time, with the top-1 class as a band along the
     bottom."""
-    return write_timeline_png(path, tl.starts, tl.ends, tl.scores, tl.class_names, top_k=top_k,
-                              title=f"{Path(tl.video).name}: top classes over time (band: top-1 per window)")
+    return write_timeline_png(
+        path,
+        tl.starts,
+        tl.ends,
+        tl.scores,
+        tl.class_names,
+        top_k=top_k,
+        title=f"{Path(tl.video).name}: top classes over time (band: top-1 per window)",
+    )
 
 
-def write_timeline(tl: Timeline, csv_path: str | os.PathLike | None, json_path: str | os.PathLike | None, *,
-                   top_k: int = 5) -> None:
+def write_timeline(
+    tl: Timeline, csv_path: str | os.PathLike | None, json_path: str | os.PathLike | None, *, top_k: int = 5
+) -> None:
     """CSV (one row per window: start, end, top-k labels and probabilities) and/or JSON (:meth:`Timeline.to_dict`:
     the same, plus all scores)."""
     data = tl.to_dict(top_k)
@@ -170,8 +223,10 @@ def write_timeline(tl: Timeline, csv_path: str | os.PathLike | None, json_path: 
         writer = csv.writer(f)
         writer.writerow(["start_s", "end_s"] + [x for i in range(1, k + 1) for x in (f"top{i}", f"prob{i}")])
         for r in data["windows"]:
-            writer.writerow([r["start_s"], r["end_s"]] +
-                            [x for t in r["top"] for x in (t["label"], f"{t['score']:.6f}")])
+            writer.writerow(
+                [r["start_s"], r["end_s"]] + [x for t in r["top"] for x in (t["label"], f"{t['score']:.6f}")]
+            )
+
     if csv_path:
         atomic_write_file(csv_path, write_csv, binary=False)
     if json_path:

@@ -11,13 +11,34 @@ and class names are checked against a label map's or a model's (:mod:`.inputs`);
 >>> report = check.run(ann_file="train.txt", data_root="videos/", val_ann_file="val.txt", num_classes=400)
 >>> report.ok, report.counts(report.problems)
 """
+
 from .analysis import check_dataset, check_samples
 from .hashing import NEAR_THRESHOLD, frame_hashes, near_score
-from .inputs import (Classes, ModelClasses, labels_against_model, load_folder_split, load_list_split, load_splits,
-                     match_class_names, model_aliases, model_classes, resolve_classes)
+from .inputs import (
+    Classes,
+    ModelClasses,
+    labels_against_model,
+    load_folder_split,
+    load_list_split,
+    load_splits,
+    match_class_names,
+    model_aliases,
+    model_classes,
+    resolve_classes,
+)
 from .probe import decode_problem, inspect_video, inspect_videos
-from .records import (DEFAULT_PROTOCOL, DUPLICATE_KINDS, PROBLEM_KINDS, WARNING_KINDS, BadSamplesError,
-                      CheckReport, Finding, SampleProblem, Split, VideoInfo)
+from .records import (
+    DEFAULT_PROTOCOL,
+    DUPLICATE_KINDS,
+    PROBLEM_KINDS,
+    WARNING_KINDS,
+    BadSamplesError,
+    CheckReport,
+    Finding,
+    SampleProblem,
+    Split,
+    VideoInfo,
+)
 from .report import format_report, write_clean_lists, write_report
 from .runner import default_out_dir, run
 

@@ -10,23 +10,24 @@ video's mean frame (all pairs, in tiles: about a minute for 200k videos; :func:`
 comparison runs only on pairs that look alike as a whole. Frames of a uniform colour (black, fades) carry no hash
 and are left out of the comparison.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Optional, Sequence
 
 import numpy as np
 
 __all__ = ["NEAR_THRESHOLD", "frame_hashes", "near_score", "near_pairs"]
 
-THUMB = 32              # luma thumbnail side
-FRAME_BLOCK = 16        # low-frequency DCT block of a frame hash: 16x16 coefficients -> 255 bits (DC left out)
+THUMB = 32  # luma thumbnail side
+FRAME_BLOCK = 16  # low-frequency DCT block of a frame hash: 16x16 coefficients -> 255 bits (DC left out)
 FRAME_BITS = FRAME_BLOCK * FRAME_BLOCK - 1
-FLAT_STD = 2.0          # grey levels: a thumbnail flatter than this is a uniform frame with no usable hash
-NEAR_THRESHOLD = 0.14   # near duplicates: median fraction of differing (stable) bits at most this
-KEY_THRESHOLD = 10      # candidate pairs: mean-frame hashes (63 bits) at most this far apart (copies: <= 8)
-MIN_AGREE = 128         # two sampled frames agreeing on fewer bits are a cut, not a motion to interpolate
+FLAT_STD = 2.0  # grey levels: a thumbnail flatter than this is a uniform frame with no usable hash
+NEAR_THRESHOLD = 0.14  # near duplicates: median fraction of differing (stable) bits at most this
+KEY_THRESHOLD = 10  # candidate pairs: mean-frame hashes (63 bits) at most this far apart (copies: <= 8)
+MIN_AGREE = 128  # two sampled frames agreeing on fewer bits are a cut, not a motion to interpolate
 _WORD_MASK = np.array([(1 << 63) - 1] + [(1 << 64) - 1] * 3, dtype=np.uint64)  # drops the DC bit (the first)
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -68,7 +69,7 @@ def _bits_above_median(coefficients: np.ndarray) -> np.ndarray:
     return bits
 
 
-def frame_hashes(frames: np.ndarray) -> tuple[np.ndarray, Optional[int]]:
+def frame_hashes(frames: np.ndarray) -> tuple[np.ndarray, int | None]:
     """Perceptual hashes of uint8 RGB frames ``[F, H, W, 3]`` (in time order): uint64 ``[F', 4]`` for the F' frames
     that are not a uniform colour, and the 64-bit hash of their mean (None when every frame is uniform)."""
     d = _dct_matrix()
@@ -101,9 +102,9 @@ def _one_way_score(a: np.ndarray, b: np.ndarray) -> float:
     direct = _popcount((a[:, None] ^ b[None]) & _WORD_MASK).sum(-1) / FRAME_BITS  # [Na, Nb]
     best = direct.min(1)
     if len(b) > 1:
-        agree = ~(b[:-1] ^ b[1:]) & _WORD_MASK                                      # [Nb-1, 4]
+        agree = ~(b[:-1] ^ b[1:]) & _WORD_MASK  # [Nb-1, 4]
         n_agree = _popcount(agree).sum(-1)
-        differ = _popcount((a[:, None] ^ b[None, :-1]) & agree[None]).sum(-1)       # [Na, Nb-1]
+        differ = _popcount((a[:, None] ^ b[None, :-1]) & agree[None]).sum(-1)  # [Na, Nb-1]
         between = np.where(n_agree[None] >= MIN_AGREE, differ / np.maximum(n_agree, 1)[None], np.inf)
         best = np.minimum(best, between.min(1))
     return float(np.median(best))
@@ -117,7 +118,7 @@ def near_score(a: np.ndarray, b: np.ndarray) -> float:
     return min(_one_way_score(a, b), _one_way_score(b, a))
 
 
-def near_pairs(keys: Sequence[Optional[int]], hashes: Sequence[Optional[np.ndarray]]) -> dict[tuple[int, int], float]:
+def near_pairs(keys: Sequence[int | None], hashes: Sequence[np.ndarray | None]) -> dict[tuple[int, int], float]:
     """Near-duplicate pairs ``(i, j)``, i < j, among videos given by their mean-frame keys and frame hashes (of
     different content: one video per sha256), with their scores; videos without a key or hashes are left out."""
     usable = [i for i, (k, h) in enumerate(zip(keys, hashes)) if k is not None and h is not None and len(h)]
@@ -125,9 +126,9 @@ def near_pairs(keys: Sequence[Optional[int]], hashes: Sequence[Optional[np.ndarr
     pairs: dict[tuple[int, int], float] = {}
     rows, cols = 256, 4096  # tiles of the upper triangle that stay in cache: ~2.5 ns a pair, a minute for 200k files
     for r0 in range(0, len(packed), rows):
-        block = packed[r0:r0 + rows, None]
+        block = packed[r0 : r0 + rows, None]
         for c0 in range(r0, len(packed), cols):
-            close = _popcount(block ^ packed[None, c0:c0 + cols]) <= KEY_THRESHOLD
+            close = _popcount(block ^ packed[None, c0 : c0 + cols]) <= KEY_THRESHOLD
             for r, c in zip(*np.nonzero(close)):
                 a, b = r0 + int(r), c0 + int(c)
                 if a < b:

@@ -6,6 +6,7 @@ and the run goes on. For each file: size, sha256, frame count, fps, duration, re
 and the perceptual hashes of :mod:`.hashing`. :func:`decode_problem` is the lighter probe ``train`` runs before a
 run (the header and the first frame, with the training decoder), worded in the same problem kinds.
 """
+
 from __future__ import annotations
 
 import collections
@@ -16,8 +17,9 @@ import signal
 import stat
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,12 +49,12 @@ def _looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError as e:
         if e.start < len(head) - 4:  # only a multi-byte character cut at the end of the sample is forgiven
             return False
-        text = head[:e.start].decode("utf-8")
+        text = head[: e.start].decode("utf-8")
     printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
     return printable >= 0.95 * max(1, len(text))
 
 
-def _mp4_cut(path: str, size: int) -> Optional[str]:
+def _mp4_cut(path: str, size: int) -> str | None:
     """Why an MP4/MOV file looks cut short (a top-level box running past the end, or no 'moov' index), if so."""
     boxes = []
     with open(path, "rb") as f:
@@ -71,8 +73,10 @@ def _mp4_cut(path: str, size: int) -> Optional[str]:
             if box_size < 8:
                 return None
             if offset + box_size > size:
-                return (f"truncated: the file ends at byte {size} inside its {box_type!r} box, which needs "
-                        f"{offset + box_size} bytes")
+                return (
+                    f"truncated: the file ends at byte {size} inside its {box_type!r} box, which needs "
+                    f"{offset + box_size} bytes"
+                )
             offset += box_size
     if boxes and "moov" not in boxes:
         return "truncated or unfinished: no 'moov' index (the recording or the copy did not finish)"
@@ -81,6 +85,7 @@ def _mp4_cut(path: str, size: int) -> Optional[str]:
 
 def _stream_types(path: str) -> list[str]:
     import av
+
     try:
         with av.open(path, metadata_errors="ignore") as container:
             return [s.type for s in container.streams]
@@ -182,7 +187,7 @@ def _read_failure(reason: str) -> tuple[str, str]:
     return ("truncated" if reason.startswith("truncated video") else "decode-error"), reason
 
 
-def decode_problem(path: str, backend: str = "pyav") -> Optional[tuple[str, str]]:
+def decode_problem(path: str, backend: str = "pyav") -> tuple[str, str] | None:
     """(kind, detail) when an existing file cannot be opened, or its first frame decoded, with ``backend`` (the
     check ``train`` runs before a run); None when it can. Kinds as :func:`inspect_video` reports them."""
     try:
@@ -212,6 +217,7 @@ def _worker(conn: Any, protocol: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends the workers
     import av  # noqa: F401 - imported before the first video's clock starts, not during it
     import torch
+
     torch.set_num_threads(1)  # the frames' RGB conversion runs in this process alone: processes are the parallelism
     p = Protocol.from_dict(protocol)
     conn.send(("ready", None, None))
@@ -249,6 +255,7 @@ def _context() -> Any:
     """Worker processes forked from a clean server process that has the package imported (fast to replace when
     one is killed, and no threads of this process are copied); spawn where there is no forkserver."""
     import multiprocessing
+
     try:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([__name__])  # this module
@@ -265,18 +272,25 @@ class _Slot:
     process: Any
     conn: Any
     ready: bool = False
-    path: Optional[str] = None
+    path: str | None = None
     started: float = 0.0
     born: float = field(default_factory=time.monotonic)
 
 
-def inspect_videos(paths: Sequence[str], protocol: Protocol = DEFAULT_PROTOCOL, *, workers: int = 2,
-                   timeout: float = 60.0, progress: bool = True) -> dict[str, VideoInfo]:
+def inspect_videos(
+    paths: Sequence[str],
+    protocol: Protocol = DEFAULT_PROTOCOL,
+    *,
+    workers: int = 2,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> dict[str, VideoInfo]:
     """:func:`inspect_video` of every path in ``workers`` processes; a file still running after ``timeout``
     seconds is a ``timeout`` problem (its worker is killed and replaced), a worker that dies is a ``crash``."""
     from multiprocessing.connection import wait
 
     from tqdm.auto import tqdm
+
     if workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
     if not timeout > 0:
@@ -289,8 +303,7 @@ def inspect_videos(paths: Sequence[str], protocol: Protocol = DEFAULT_PROTOCOL, 
 
     def start() -> _Slot:
         parent, child = ctx.Pipe()
-        process = ctx.Process(target=_worker, args=(child, protocol.to_dict()), daemon=True,
-                              name="uniformerv2-check")
+        process = ctx.Process(target=_worker, args=(child, protocol.to_dict()), daemon=True, name="uniformerv2-check")
         with _worker_env():  # the first start also starts the fork server, whose environment the workers inherit
             process.start()
         child.close()
@@ -303,8 +316,7 @@ def inspect_videos(paths: Sequence[str], protocol: Protocol = DEFAULT_PROTOCOL, 
         slot.conn.close()
 
     slots = [start() for _ in range(min(workers, total))]
-    bar = tqdm(total=total, unit="video", desc="checking", disable=not progress, dynamic_ncols=True,
-               file=sys.stderr)
+    bar = tqdm(total=total, unit="video", desc="checking", disable=not progress, dynamic_ncols=True, file=sys.stderr)
     try:
         while len(results) < total:
             for slot in slots:
@@ -324,15 +336,17 @@ def inspect_videos(paths: Sequence[str], protocol: Protocol = DEFAULT_PROTOCOL, 
                     code = slot.process.exitcode
                     if slot.path is not None:
                         how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-                        results[slot.path] = VideoInfo(path=slot.path, kind="crash",
-                                                       error=f"the decoder crashed ({how})")
+                        results[slot.path] = VideoInfo(
+                            path=slot.path, kind="crash", error=f"the decoder crashed ({how})"
+                        )
                         bar.update()
                     elif not slot.ready:
                         failed_starts += 1
                         if failed_starts > 3:
                             raise UniFormerV2Error(
                                 "the check's worker processes could not start (a script that runs the check must "
-                                "do so under `if __name__ == '__main__':`, as multiprocessing requires)") from None
+                                "do so under `if __name__ == '__main__':`, as multiprocessing requires)"
+                            ) from None
                     stop(slot)
                     slots[i] = start()
                     continue
@@ -347,9 +361,12 @@ def inspect_videos(paths: Sequence[str], protocol: Protocol = DEFAULT_PROTOCOL, 
                 if not slot.ready and now - slot.born > _START_TIMEOUT:
                     raise UniFormerV2Error(f"the check's worker processes did not start within {_START_TIMEOUT} s")
                 if slot.path is not None and now - slot.started >= timeout:
-                    results[slot.path] = VideoInfo(path=slot.path, kind="timeout", seconds=now - slot.started,
-                                                   error=f"gave up after {timeout:g} s (the decoder or the file "
-                                                         "system hangs on it)")
+                    results[slot.path] = VideoInfo(
+                        path=slot.path,
+                        kind="timeout",
+                        seconds=now - slot.started,
+                        error=f"gave up after {timeout:g} s (the decoder or the file system hangs on it)",
+                    )
                     bar.update()
                     stop(slot)
                     slots[i] = start()
@@ -364,5 +381,3 @@ def inspect_videos(paths: Sequence[str], protocol: Protocol = DEFAULT_PROTOCOL, 
                 pass
             stop(slot)
     return results
-
-

@@ -1,12 +1,14 @@
 """What a dataset check finds: the one list of problem kinds (``check`` and ``train``), findings and reports."""
+
 from __future__ import annotations
 
 import collections
 import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -15,8 +17,20 @@ from ..data.lists import VideoSample
 from ..errors import AnnotationError
 from ..protocol import Protocol
 
-__all__ = ["DEFAULT_PROTOCOL", "PROBLEM_KINDS", "WARNING_KINDS", "DUPLICATE_KINDS", "Split", "VideoInfo", "Finding",
-           "CheckReport", "SampleProblem", "BadSamplesError", "label_problem", "file_key"]
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "PROBLEM_KINDS",
+    "WARNING_KINDS",
+    "DUPLICATE_KINDS",
+    "Split",
+    "VideoInfo",
+    "Finding",
+    "CheckReport",
+    "SampleProblem",
+    "BadSamplesError",
+    "label_problem",
+    "file_key",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -60,7 +74,7 @@ def file_key(path: str) -> str:
     return os.path.normpath(path)
 
 
-def label_problem(label: Optional[int], num_classes: Optional[int]) -> Optional[tuple[str, str]]:
+def label_problem(label: int | None, num_classes: int | None) -> tuple[str, str] | None:
     """(kind, detail) of a label a training list cannot use: none, or outside ``[0, num_classes)``; else None."""
     if label is None:
         return "no-label", "no label"
@@ -76,11 +90,11 @@ class Split:
     name: str
     source: str
     samples: list[VideoSample]
-    kind: str = "list"                       # 'list' (an annotation file) or 'folder' (class sub-folders)
+    kind: str = "list"  # 'list' (an annotation file) or 'folder' (class sub-folders)
     data_root: str = ""
-    folder_names: Optional[list[str]] = None  # class folders, sorted
-    folder_labels: Optional[list[Optional[int]]] = None  # each folder's label (None: matches no class name)
-    findings: list["Finding"] = field(default_factory=list)  # malformed lines, unknown class folders
+    folder_names: list[str] | None = None  # class folders, sorted
+    folder_labels: list[int | None] | None = None  # each folder's label (None: matches no class name)
+    findings: list[Finding] = field(default_factory=list)  # malformed lines, unknown class folders
 
 
 @dataclass
@@ -88,23 +102,23 @@ class VideoInfo:
     """What inspecting one file found: its properties, or ``kind``/``error`` when it is unusable."""
 
     path: str
-    size: Optional[int] = None
-    sha256: Optional[str] = None
-    frames: Optional[int] = None
-    fps: Optional[float] = None
-    duration: Optional[float] = None
-    width: Optional[int] = None              # as displayed (after the rotation)
-    height: Optional[int] = None
-    coded_width: Optional[int] = None
-    coded_height: Optional[int] = None
-    codec: Optional[str] = None
-    rotation: Optional[int] = None           # counterclockwise degrees the frames are turned to be shown upright
-    kind: Optional[str] = None               # a PROBLEM_KINDS key when the file cannot be used
-    error: Optional[str] = None
+    size: int | None = None
+    sha256: str | None = None
+    frames: int | None = None
+    fps: float | None = None
+    duration: float | None = None
+    width: int | None = None  # as displayed (after the rotation)
+    height: int | None = None
+    coded_width: int | None = None
+    coded_height: int | None = None
+    codec: str | None = None
+    rotation: int | None = None  # counterclockwise degrees the frames are turned to be shown upright
+    kind: str | None = None  # a PROBLEM_KINDS key when the file cannot be used
+    error: str | None = None
     warnings: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
-    hashes: Optional[np.ndarray] = None      # uint64 [frames, 4]: the non-uniform sampled frames, in time order
-    key: Optional[int] = None                # 64-bit hash of the mean frame
+    hashes: np.ndarray | None = None  # uint64 [frames, 4]: the non-uniform sampled frames, in time order
+    key: int | None = None  # 64-bit hash of the mean frame
 
     @property
     def ok(self) -> bool:
@@ -126,12 +140,12 @@ class Finding:
     kind: str
     detail: str
     level: str = "problem"
-    split: Optional[str] = None
-    path: Optional[str] = None
-    line: Optional[int] = None
-    label: Optional[int] = None
+    split: str | None = None
+    path: str | None = None
+    line: int | None = None
+    label: int | None = None
     related: list[str] = field(default_factory=list)
-    entry: Optional[int] = None              # index of the sample in its split (not in the JSON)
+    entry: int | None = None  # index of the sample in its split (not in the JSON)
 
     def where(self) -> str:
         place = self.path or ""
@@ -154,9 +168,9 @@ class CheckReport:
     videos: dict[str, VideoInfo]
     problems: list[Finding]
     warnings: list[Finding]
-    num_classes: Optional[int]
-    num_classes_source: Optional[str]
-    class_names: Optional[list[str]]
+    num_classes: int | None
+    num_classes_source: str | None
+    class_names: list[str] | None
     class_counts: dict[str, list[int]]
     name_matches: list[dict[str, Any]]
     exact_groups: list[list[str]]
@@ -184,23 +198,46 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (``check.json``)."""
-        splits = [{"name": s.name, "source": s.source, "kind": s.kind, "data_root": s.data_root,
-                   "entries": len(s.samples), "entries_with_problems": len(self.flagged_entries(s)),
-                   "classes": self.class_counts.get(s.name)} for s in self.splits]
+        splits = [
+            {
+                "name": s.name,
+                "source": s.source,
+                "kind": s.kind,
+                "data_root": s.data_root,
+                "entries": len(s.samples),
+                "entries_with_problems": len(self.flagged_entries(s)),
+                "classes": self.class_counts.get(s.name),
+            }
+            for s in self.splits
+        ]
         return {
-            "uniformerv2_check": 1, "uniformerv2": __version__, "ok": self.ok, "exit_status": self.exit_status,
-            "protocol": self.protocol.to_dict(), "seconds": round(self.seconds, 3), "workers": self.workers,
+            "uniformerv2_check": 1,
+            "uniformerv2": __version__,
+            "ok": self.ok,
+            "exit_status": self.exit_status,
+            "protocol": self.protocol.to_dict(),
+            "seconds": round(self.seconds, 3),
+            "workers": self.workers,
             "timeout_s": self.timeout,
-            "summary": {"videos": len(self.videos), "usable_videos": sum(v.ok for v in self.videos.values()),
-                        "problems": self.counts(self.problems), "warnings": self.counts(self.warnings)},
-            "classes": {"num_classes": self.num_classes, "source": self.num_classes_source,
-                        "names": self.class_names, "name_matches": self.name_matches},
+            "summary": {
+                "videos": len(self.videos),
+                "usable_videos": sum(v.ok for v in self.videos.values()),
+                "problems": self.counts(self.problems),
+                "warnings": self.counts(self.warnings),
+            },
+            "classes": {
+                "num_classes": self.num_classes,
+                "source": self.num_classes_source,
+                "names": self.class_names,
+                "name_matches": self.name_matches,
+            },
             "splits": splits,
             "problems": [f.to_dict() for f in self.problems],
             "warnings": [f.to_dict() for f in self.warnings],
             "duplicates": {"exact_groups": self.exact_groups, "near_pairs": self.near_pairs},
-            "entries": {s.name: [{"line": x.line, "path": x.path, "label": x.label} for x in s.samples]
-                        for s in self.splits},
+            "entries": {
+                s.name: [{"line": x.line, "path": x.path, "label": x.label} for x in s.samples] for s in self.splits
+            },
             "videos": [v.to_dict() for v in self.videos.values()],
         }
 
@@ -221,8 +258,9 @@ class SampleProblem:
 class BadSamplesError(AnnotationError):
     """Entries of a list that cannot be used; ``problems`` lists them all."""
 
-    def __init__(self, source: str, problems: list[SampleProblem], report: Optional[Path] = None,
-                 max_lines: int = 20) -> None:
+    def __init__(
+        self, source: str, problems: list[SampleProblem], report: Path | None = None, max_lines: int = 20
+    ) -> None:
         self.problems = problems
         counts: dict[str, int] = {}
         for p in problems:

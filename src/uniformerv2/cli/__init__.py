@@ -5,12 +5,13 @@ is printed as one line and exits 1; argparse's usage errors exit 2; anything els
 that says so, with the traceback under ``--debug``. Exit 3 means finished with some videos failed
 (see :mod:`uniformerv2.cli._common`).
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .._version import __version__
 from ..errors import UniFormerV2Error
@@ -20,8 +21,22 @@ from ._common import EXIT_ERROR, normalize_argv, parse_overrides
 
 __all__ = ["main", "build_parser", "parse_overrides"]
 
-COMMANDS = (list_command, info, convert, predict, timeline, live, serve, test, explain, check, extract, train, demo,
-            export)
+COMMANDS = (
+    list_command,
+    info,
+    convert,
+    predict,
+    timeline,
+    live,
+    serve,
+    test,
+    explain,
+    check,
+    extract,
+    train,
+    demo,
+    export,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"uniformerv2: warning: {message}", file=file or sys.stderr)
 
 
@@ -55,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly, as Unix tools do
         import os
+
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_ERROR
     except UniFormerV2Error as e:
@@ -62,11 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"uniformerv2 {args.command}: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as e:  # noqa: BLE001 - anything else is a bug: one line, the traceback with --debug
+    except Exception as e:
         if args.debug:
             raise
-        print(f"uniformerv2 {args.command}: internal error (a bug, please report it): {type(e).__name__}: {e} "
-              "(run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"uniformerv2 {args.command}: internal error (a bug, please report it): {type(e).__name__}: {e} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 

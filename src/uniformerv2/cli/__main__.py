@@ -1,4 +1,5 @@
 """``python -m uniformerv2.cli`` (what ``torchrun -m uniformerv2.cli`` runs)."""
+
 import sys
 
 from . import main

@@ -4,6 +4,7 @@
 Exit status, every command: 0 all good; 1 an error (nothing or not everything was done); 2 a usage error
 (argparse); 3 finished, but some videos failed (the results of the others are written, the failures listed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,16 +13,39 @@ import dataclasses
 import re
 import sys
 import typing
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..duration import Duration, parse_duration
 from ..errors import UsageError
 
-__all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_PARTIAL", "parse_overrides", "normalize_argv", "command",
-           "add_model_arguments", "model_source", "add_speed_arguments", "add_labels_argument",
-           "add_workers_argument", "add_set_argument", "add_size_argument", "add_batch_arguments", "model_overrides",
-           "positive_float", "non_negative_float", "add_dataclass_arguments", "positive_int", "seconds", "duration",
-           "views", "alias", "warn", "exit_status"]
+__all__ = [
+    "EXIT_OK",
+    "EXIT_ERROR",
+    "EXIT_PARTIAL",
+    "parse_overrides",
+    "normalize_argv",
+    "command",
+    "add_model_arguments",
+    "model_source",
+    "add_speed_arguments",
+    "add_labels_argument",
+    "add_workers_argument",
+    "add_set_argument",
+    "add_size_argument",
+    "add_batch_arguments",
+    "model_overrides",
+    "positive_float",
+    "non_negative_float",
+    "add_dataclass_arguments",
+    "positive_int",
+    "seconds",
+    "duration",
+    "views",
+    "alias",
+    "warn",
+    "exit_status",
+]
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 3
 _KEY_VALUE = re.compile(r"^[A-Za-z_]\w*=")
@@ -39,6 +63,7 @@ def exit_status(done: int, failed: int) -> int:
 
 
 # -------------------------------------------------------------------------------------------------- argv
+
 
 def normalize_argv(argv: Sequence[str]) -> list[str]:
     """``--set a=1 b=2 video.mp4`` -> ``--set=a=1 --set=b=2 video.mp4``: ``--set`` takes only KEY=VALUE words,
@@ -75,12 +100,19 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ parsers
 
-def command(sub: Any, name: str, *, help: str, description: str | None = None,
-            examples: Sequence[str] = ()) -> argparse.ArgumentParser:
+
+def command(
+    sub: Any, name: str, *, help: str, description: str | None = None, examples: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     """A sub-command parser whose ``--help`` ends with examples."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
-    return sub.add_parser(name, help=help, description=description or help[:1].upper() + help[1:] + ".",
-                          epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help[:1].upper() + help[1:] + ".",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def alias(p: argparse.ArgumentParser, *flags: str, dest: str, **kw: Any) -> None:
@@ -93,10 +125,16 @@ def add_model_arguments(p: argparse.ArgumentParser, *, positional: bool = False,
     ``positional``, the model may also be given as the first argument, as earlier releases took it."""
     if positional:
         p.add_argument("model_arg", nargs="?", metavar="MODEL", help="same as --model")
-    p.add_argument("--model", help="preset name (`uniformerv2 list`), or one of our .safetensors checkpoints; "
-                                   "a preset's published weights are downloaded unless --checkpoint is given")
-    p.add_argument("--checkpoint", help="weights: a file or URL in any supported format (MMAction2 .pth, "
-                                        "original .pyth, ours .safetensors, which needs no --model)")
+    p.add_argument(
+        "--model",
+        help="preset name (`uniformerv2 list`), or one of our .safetensors checkpoints; "
+        "a preset's published weights are downloaded unless --checkpoint is given",
+    )
+    p.add_argument(
+        "--checkpoint",
+        help="weights: a file or URL in any supported format (MMAction2 .pth, "
+        "original .pyth, ours .safetensors, which needs no --model)",
+    )
     p.set_defaults(model_required=required)
 
 
@@ -107,25 +145,37 @@ def model_source(args: argparse.Namespace) -> tuple[str | None, str | None]:
         raise UsageError(f"two models given: {positional!r} and --model {args.model!r}")
     model = args.model or positional
     if model is None and args.checkpoint is None and getattr(args, "model_required", True):
-        raise UsageError("name a model: --model PRESET (see `uniformerv2 list`), or --checkpoint FILE with one of "
-                         "our .safetensors files")
+        raise UsageError(
+            "name a model: --model PRESET (see `uniformerv2 list`), or --checkpoint FILE with one of "
+            "our .safetensors files"
+        )
     return model, args.checkpoint
 
 
 def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     """``--dtype`` and ``--compile``."""
-    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
-                   help="autocast dtype of the forward pass: auto (the default) is bfloat16 where the CPU or GPU has "
-                        "it natively (AVX512_BF16, AMX, CUDA) and float32 elsewhere, where bfloat16 is emulated and "
-                        "many times slower; float32 gives MMAction2's numerics exactly")
-    p.add_argument("--compile", action="store_true",
-                   help="run the network under torch.compile with weight freezing (needs a C++ compiler on CPU; "
-                        "the first forward compiles, for about 15-30 s)")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="auto",
+        help="autocast dtype of the forward pass: auto (the default) is bfloat16 where the CPU or GPU has "
+        "it natively (AVX512_BF16, AMX, CUDA) and float32 elsewhere, where bfloat16 is emulated and "
+        "many times slower; float32 gives MMAction2's numerics exactly",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the network under torch.compile with weight freezing (needs a C++ compiler on CPU; "
+        "the first forward compiles, for about 15-30 s)",
+    )
 
 
 def add_labels_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--labels", help="class names: a text file with one per line, or k400, k600, k700, k710, mitv1 "
-                                    "(default: the names the model carries)")
+    p.add_argument(
+        "--labels",
+        help="class names: a text file with one per line, or k400, k600, k700, k710, mitv1 "
+        "(default: the names the model carries)",
+    )
     alias(p, "--class-names", dest="labels")
 
 
@@ -135,12 +185,19 @@ def add_workers_argument(p: argparse.ArgumentParser, default: int | None, help: 
 
 
 def add_set_argument(p: argparse.ArgumentParser, dest: str = "set") -> None:
-    p.add_argument("--set", dest=dest, action="extend", nargs="+", metavar="KEY=VALUE",
-                   help="architecture overrides, MMAction2 backbone argument names, e.g. --set drop_path_rate=0.1")
+    p.add_argument(
+        "--set",
+        dest=dest,
+        action="extend",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="architecture overrides, MMAction2 backbone argument names, e.g. --set drop_path_rate=0.1",
+    )
 
 
 def _number(parse: Callable[[str], Any], what: str, ok: Callable[[Any], bool], rule: str) -> Callable[[str], Any]:
     """An argparse type: ``parse`` the text, then check ``ok``; say ``rule`` when it fails."""
+
     def convert(text: str) -> Any:
         try:
             value = parse(text)
@@ -149,6 +206,7 @@ def _number(parse: Callable[[str], Any], what: str, ok: Callable[[Any], bool], r
         if not ok(value):
             raise argparse.ArgumentTypeError(f"{text!r}: {rule}")
         return value
+
     return convert
 
 
@@ -162,8 +220,10 @@ def add_batch_arguments(p: argparse.ArgumentParser, workers_help: str) -> None:
     speed options, ``--set`` and ``--no-progress``."""
     p.add_argument("--batch-views", type=positive_int, default=24, help="views per forward pass (default 24)")
     add_workers_argument(p, None, workers_help)
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available); under torchrun each "
-                                    "process takes cuda:LOCAL_RANK")
+    p.add_argument(
+        "--device",
+        help="cpu, cuda or cuda:N (default: cuda when available); under torchrun each process takes cuda:LOCAL_RANK",
+    )
     add_speed_arguments(p)
     add_set_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -188,6 +248,7 @@ def duration(text: str) -> Duration:
 def views(text: str) -> tuple[int, int]:
     """'4x3' -> (4 clips, 3 crops)."""
     from ..protocol import parse_views
+
     try:
         return parse_views(text)
     except UsageError as e:
@@ -196,6 +257,7 @@ def views(text: str) -> tuple[int, int]:
 
 # -------------------------------------------------------------------------------- options from a dataclass
 
+
 def _literal(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -203,6 +265,7 @@ def _literal(kind: type) -> Callable[[str], Any]:
         except (ValueError, SyntaxError):
             raise argparse.ArgumentTypeError(f"expected a Python literal, got {text!r}") from None
         return kind(value)
+
     return parse
 
 
@@ -217,15 +280,17 @@ def _field_type(hint: Any, meta: dict[str, Any]) -> tuple[Callable[[str], Any] |
     base = next((a for a in args if a is not type(None)), hint) if args else hint
     if base is bool:
         return None, True
-    parse: Callable[[str], Any] = {int: int, float: float, str: str, tuple: _literal(tuple),
-                                   dict: _literal(dict)}.get(base, str)
+    parse: Callable[[str], Any] = {int: int, float: float, str: str, tuple: _literal(tuple), dict: _literal(dict)}.get(
+        base, str
+    )
     if optional:
         parse = _optional(parse, tuple(meta.get("none_words", ("none",))))
     return parse, False
 
 
-def add_dataclass_arguments(p: argparse.ArgumentParser, cls: type, *, skip: Sequence[str] = (),
-                            aliases: dict[str, str] | None = None) -> None:
+def add_dataclass_arguments(
+    p: argparse.ArgumentParser, cls: type, *, skip: Sequence[str] = (), aliases: dict[str, str] | None = None
+) -> None:
     """One ``--field-name`` option per field of ``cls`` with a ``help`` in its metadata (booleans get
     ``--x/--no-x``); defaults stay unset so a config file's values survive. ``aliases`` maps old field names to
     new ones; their flags are accepted but not shown."""
@@ -238,12 +303,20 @@ def add_dataclass_arguments(p: argparse.ArgumentParser, cls: type, *, skip: Sequ
         default = f.default if f.default is not dataclasses.MISSING else "(computed)"
         help_text = f"{f.metadata['help']} (default: {default})"
         if is_flag:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                           help=help_text)
+            p.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
         else:
             extra = {"nargs": "?", "const": f.metadata["const"]} if "const" in f.metadata else {}
-            p.add_argument(flag, dest=f.name, type=parse, default=argparse.SUPPRESS, metavar=f.name.upper(),
-                           help=help_text, **extra)
+            p.add_argument(
+                flag,
+                dest=f.name,
+                type=parse,
+                default=argparse.SUPPRESS,
+                metavar=f.name.upper(),
+                help=help_text,
+                **extra,
+            )
     for old, new in (aliases or {}).items():
         f = next(x for x in dataclasses.fields(cls) if x.name == new)
         parse, is_flag = _field_type(hints[new], dict(f.metadata))
@@ -253,21 +326,34 @@ def add_dataclass_arguments(p: argparse.ArgumentParser, cls: type, *, skip: Sequ
 
 # ---------------------------------------------------------------------------------------------- classifier
 
+
 def build_classifier(args: argparse.Namespace, views: tuple[int, int] | None) -> Any:
     """The :class:`~uniformerv2.inference.VideoClassifier` that ``--model``/``--checkpoint``, ``--labels``,
     ``--frames``, ``--device``, ``--dtype``, ``--compile`` and ``--set`` describe."""
     from ..inference import VideoClassifier
+
     model, checkpoint = model_source(args)
     name = model if model is not None else checkpoint
-    return VideoClassifier.from_pretrained(name, checkpoint=checkpoint if model is not None else None,
-                                           labels=args.labels, views=views, frames=args.frames,
-                                           device=args.device, dtype=args.dtype, compile=args.compile,
-                                           **model_overrides(args))
+    return VideoClassifier.from_pretrained(
+        name,
+        checkpoint=checkpoint if model is not None else None,
+        labels=args.labels,
+        views=views,
+        frames=args.frames,
+        device=args.device,
+        dtype=args.dtype,
+        compile=args.compile,
+        **model_overrides(args),
+    )
 
 
 def add_size_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", type=positive_int, help="input size in pixels (default: the model's): a checkpoint "
-                                                     "trained at another size gets its position embedding resampled")
+    p.add_argument(
+        "--size",
+        type=positive_int,
+        help="input size in pixels (default: the model's): a checkpoint "
+        "trained at another size gets its position embedding resampled",
+    )
 
 
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """``uniformerv2 convert``: a checkpoint in another format, checked against its architecture."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,25 +17,42 @@ EXAMPLES = [
 
 
 def register(sub: Any) -> None:
-    p = command(sub, "convert", help="convert a checkpoint between formats (MMAction2 .pth, original .pyth, CLIP, "
-                                     "ours .safetensors)", examples=EXAMPLES)
+    p = command(
+        sub,
+        "convert",
+        help="convert a checkpoint between formats (MMAction2 .pth, original .pyth, CLIP, ours .safetensors)",
+        examples=EXAMPLES,
+    )
     p.add_argument("src", help="source checkpoint file or URL")
-    p.add_argument("dst", help="destination: .safetensors (ours, with the architecture), .pth (MMAction2), "
-                               ".pyth (original), or a folder: a Hugging Face-style directory (config.json, "
-                               "model.safetensors, a model card README.md)")
+    p.add_argument(
+        "dst",
+        help="destination: .safetensors (ours, with the architecture), .pth (MMAction2), "
+        ".pyth (original), or a folder: a Hugging Face-style directory (config.json, "
+        "model.safetensors, a model card README.md)",
+    )
     p.add_argument("--model", help="preset the source belongs to (not needed for our .safetensors files)")
-    p.add_argument("--format", choices=["uniformerv2", "mmaction2", "pyth", "pretrained"],
-                   help="the destination format (default: from its suffix)")
-    p.add_argument("--num-classes", type=int, help="a new classifier head of this many classes (only the head "
-                                                   "may then differ from the source)")
-    p.add_argument("--metrics", metavar="FILE", help="with a folder destination: a `test --out-dir` *_metrics.json "
-                                                     "whose accuracy the model card states")
+    p.add_argument(
+        "--format",
+        choices=["uniformerv2", "mmaction2", "pyth", "pretrained"],
+        help="the destination format (default: from its suffix)",
+    )
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        help="a new classifier head of this many classes (only the head may then differ from the source)",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="FILE",
+        help="with a folder destination: a `test --out-dir` *_metrics.json whose accuracy the model card states",
+    )
     add_set_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..factory import convert
+
     overrides = parse_overrides(args.set)
     if args.num_classes is not None:
         overrides["num_classes"] = args.num_classes
@@ -43,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         import json
 
         from ..errors import UsageError
+
         try:
             metrics = json.loads(open(args.metrics, encoding="utf-8").read()).get("metrics") or {}
         except (OSError, ValueError) as e:

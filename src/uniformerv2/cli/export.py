@@ -1,12 +1,22 @@
 """``uniformerv2 export``: ONNX (checked with ONNX Runtime) or a torch.export ExportedProgram."""
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import (EXIT_ERROR, EXIT_OK, add_model_arguments, add_set_argument, add_size_argument, command,
-                      model_overrides, model_source, positive_int)
+from ._common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_model_arguments,
+    add_set_argument,
+    add_size_argument,
+    command,
+    model_overrides,
+    model_source,
+    positive_int,
+)
 
 EXAMPLES = [
     "uniformerv2 export --checkpoint work_dirs/run/model.safetensors -o model.onnx",
@@ -16,11 +26,19 @@ EXAMPLES = [
 
 
 def register(sub: Any) -> None:
-    p = command(sub, "export", help="export a model to ONNX (checked with ONNX Runtime) or an ExportedProgram",
-                examples=EXAMPLES)
+    p = command(
+        sub,
+        "export",
+        help="export a model to ONNX (checked with ONNX Runtime) or an ExportedProgram",
+        examples=EXAMPLES,
+    )
     add_model_arguments(p, positional=True)
-    p.add_argument("--format", choices=["onnx", "exported-program"], default="onnx",
-                   help="onnx (default) or a torch.export ExportedProgram (.pt2)")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "exported-program"],
+        default="onnx",
+        help="onnx (default) or a torch.export ExportedProgram (.pt2)",
+    )
     p.add_argument("--output", "-o", help="output file (default: NAME.onnx / NAME.pt2)")
     p.add_argument("--frames", type=positive_int, help="frames per clip (default: the model's)")
     add_size_argument(p)
@@ -33,6 +51,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export import export_onnx, export_program, onnxruntime_max_abs_diff
     from ..factory import create_model
+
     name, checkpoint = model_source(args)
     model = create_model(name, checkpoint=checkpoint, **model_overrides(args))
     suffix = ".onnx" if args.format == "onnx" else ".pt2"
@@ -41,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     size = model.cfg.input_resolution
     if args.format == "onnx":
         export_onnx(model, out, frames=frames, opset=args.opset)
-        print(f"wrote {out} (input 'video' [batch, 3, {frames}, {size}, {size}] float32, normalised; output "
-              f"'logits' [batch, {model.num_classes}])")
+        print(
+            f"wrote {out} (input 'video' [batch, 3, {frames}, {size}, {size}] float32, normalised; output "
+            f"'logits' [batch, {model.num_classes}])"
+        )
         if not args.no_check:
             diff = onnxruntime_max_abs_diff(model, out, frames=frames)
             print(f"ONNX Runtime vs PyTorch: max abs logit difference {diff:.3g} (batch 1 and 3)")

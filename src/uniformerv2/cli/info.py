@@ -1,4 +1,5 @@
 """``uniformerv2 info``: parameters, FLOPs, protocol, checkpoint and accuracy of a preset."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,10 @@ from typing import Any
 
 from ._common import EXIT_OK, command
 
-EXAMPLES = ["uniformerv2 info uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb",
-            "uniformerv2 info k400_k710_uniformerv2_l14_32x336 --json"]
+EXAMPLES = [
+    "uniformerv2 info uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb",
+    "uniformerv2 info k400_k710_uniformerv2_l14_32x336 --json",
+]
 
 
 def _count(n: float, unit: str = "") -> str:
@@ -19,8 +22,7 @@ def _count(n: float, unit: str = "") -> str:
 
 
 def register(sub: Any) -> None:
-    p = command(sub, "info", help="parameters, FLOPs, protocol, checkpoint and accuracy of a preset",
-                examples=EXAMPLES)
+    p = command(sub, "info", help="parameters, FLOPs, protocol, checkpoint and accuracy of a preset", examples=EXAMPLES)
     p.add_argument("name", help="a preset name (`uniformerv2 list`)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
@@ -28,6 +30,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..factory import model_info
+
     info = model_info(args.name)
     if args.json:
         print(json.dumps(info, indent=1))
@@ -40,8 +43,11 @@ def run(args: argparse.Namespace) -> int:
         ("input", f"{info['frames']} frames x {info['resolution']}x{info['resolution']}"),
         ("test protocol", f"{info['protocol']} = {info['views']} views"),
         ("parameters", f"{info['params']:,} ({_count(info['params'])}; reported {info['reported_params']})"),
-        ("FLOPs per view", f"{_count(info['macs_per_view'])} multiply-adds = "
-                           f"{_count(info['flops_per_view'])} FLOPs (reported {info['reported_flops']})"),
+        (
+            "FLOPs per view",
+            f"{_count(info['macs_per_view'])} multiply-adds = "
+            f"{_count(info['flops_per_view'])} FLOPs (reported {info['reported_flops']})",
+        ),
         ("pretraining", info["pretrain"]),
         ("reported top-1", "-" if info["top1"] is None else f"{info['top1']}"),
         ("reported top-5", "-" if info["top5"] is None else f"{info['top5']}"),

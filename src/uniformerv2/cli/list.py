@@ -1,4 +1,5 @@
 """``uniformerv2 list``: the model presets."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,18 +30,43 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..zoo import get_preset, list_models
+
     presets = [get_preset(n) for n in list_models(args.pattern, source=args.source)]
     if args.json:
-        print(json.dumps([{"name": p.name, "source": p.source, "dataset": p.dataset, "frames": p.num_frames,
-                           "resolution": p.resolution, "clips": p.num_clips, "crops": p.num_crops,
-                           "top1": p.reported_top1, "url": p.url} for p in presets], indent=1))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "source": p.source,
+                        "dataset": p.dataset,
+                        "frames": p.num_frames,
+                        "resolution": p.resolution,
+                        "clips": p.num_clips,
+                        "crops": p.num_crops,
+                        "top1": p.reported_top1,
+                        "url": p.url,
+                    }
+                    for p in presets
+                ],
+                indent=1,
+            )
+        )
         return EXIT_OK
     if not presets:
         print(f"no preset matches {args.pattern!r}", file=sys.stderr)
         return EXIT_ERROR
-    rows = [[p.name, p.dataset, str(p.config.num_classes), f"{p.num_frames}x{p.resolution}",
-             f"{p.num_clips}x{p.num_crops}", "-" if p.reported_top1 is None else f"{p.reported_top1:.1f}"]
-            for p in presets]
+    rows = [
+        [
+            p.name,
+            p.dataset,
+            str(p.config.num_classes),
+            f"{p.num_frames}x{p.resolution}",
+            f"{p.num_clips}x{p.num_crops}",
+            "-" if p.reported_top1 is None else f"{p.reported_top1:.1f}",
+        ]
+        for p in presets
+    ]
     print(table(rows, ["name", "dataset", "classes", "frames", "views", "top1"]))
     print(f"\n{len(presets)} presets. `uniformerv2 info NAME` for details.")
     return EXIT_OK

@@ -1,4 +1,5 @@
 """``uniformerv2 predict``: classify video files with a model's test protocol."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,18 @@ import os
 import sys
 from typing import Any
 
-from ._common import (add_size_argument, add_labels_argument, add_model_arguments, add_set_argument, add_speed_arguments,
-                      build_classifier, command, exit_status, positive_int, views)
+from ._common import (
+    add_labels_argument,
+    add_model_arguments,
+    add_set_argument,
+    add_size_argument,
+    add_speed_arguments,
+    build_classifier,
+    command,
+    exit_status,
+    positive_int,
+    views,
+)
 
 EXAMPLES = [
     "uniformerv2 predict video.mp4 --model uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb "
@@ -29,9 +40,13 @@ def register(sub: Any) -> None:
     add_size_argument(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     add_speed_arguments(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output on stdout: each class as "
-                                                       "{rank, label, score} (also as `probability`, the old name "
-                                                       "of `score`, for one more release)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable output on stdout: each class as "
+        "{rank, label, score} (also as `probability`, the old name "
+        "of `score`, for one more release)",
+    )
     add_set_argument(p)
     p.set_defaults(func=run)
 
@@ -46,6 +61,7 @@ def _table(path: str, ranked: list[tuple[str, float]]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..data import expand_inputs
     from ..errors import VideoDecodeError
+
     clf = build_classifier(args, args.views)
     results, failures = [], []
     for path in expand_inputs(args.videos):
@@ -60,12 +76,28 @@ def run(args: argparse.Namespace) -> int:
                 raise
             continue
         # "probability": the old name of "score", kept beside it for one release
-        results.append({"video": path, "predictions": [{"rank": i + 1, "label": label, "score": score,
-                                                        "probability": score}
-                                                       for i, (label, score) in enumerate(ranked)]})
+        results.append(
+            {
+                "video": path,
+                "predictions": [
+                    {"rank": i + 1, "label": label, "score": score, "probability": score}
+                    for i, (label, score) in enumerate(ranked)
+                ],
+            }
+        )
         if not args.json:
             print(_table(path, ranked), flush=True)
     if args.json:
-        print(json.dumps({"model": args.model or args.checkpoint, "protocol": clf.protocol.describe(),
-                          "results": results, "failed": len(failures), "failures": failures}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "model": args.model or args.checkpoint,
+                    "protocol": clf.protocol.describe(),
+                    "results": results,
+                    "failed": len(failures),
+                    "failures": failures,
+                },
+                indent=1,
+            )
+        )
     return exit_status(len(results), len(failures))

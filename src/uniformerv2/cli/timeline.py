@@ -1,12 +1,24 @@
 """``uniformerv2 timeline``: score sliding windows of a long video."""
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import (EXIT_OK, add_labels_argument, add_model_arguments, add_set_argument, add_size_argument,
-                      add_speed_arguments, alias, build_classifier, command, duration, positive_int)
+from ._common import (
+    EXIT_OK,
+    add_labels_argument,
+    add_model_arguments,
+    add_set_argument,
+    add_size_argument,
+    add_speed_arguments,
+    alias,
+    build_classifier,
+    command,
+    duration,
+    positive_int,
+)
 
 EXAMPLES = [
     "uniformerv2 timeline long.mp4 --checkpoint work_dirs/run/model.safetensors",
@@ -16,20 +28,34 @@ EXAMPLES = [
 
 
 def register(sub: Any) -> None:
-    p = command(sub, "timeline", help="score sliding windows of a long video: plot, CSV/JSON, annotated copy",
-                description="Score sliding windows of a long video: plot, CSV/JSON, annotated copy.\n\nThe JSON "
-                            "lists each window's top classes as {label, score} (also as `probability`, the old "
-                            "name of `score`, for one more release).", examples=EXAMPLES)
+    p = command(
+        sub,
+        "timeline",
+        help="score sliding windows of a long video: plot, CSV/JSON, annotated copy",
+        description="Score sliding windows of a long video: plot, CSV/JSON, annotated copy.\n\nThe JSON "
+        "lists each window's top classes as {label, score} (also as `probability`, the old "
+        "name of `score`, for one more release).",
+        examples=EXAMPLES,
+    )
     p.add_argument("video", help="the video file")
     add_model_arguments(p)
-    p.add_argument("--window", type=duration, default="2s",
-                   help="window length: seconds (2 or 2s) or frames at the video's rate (64f) (default 2s)")
-    p.add_argument("--stride", type=duration, default="1s",
-                   help="step between windows: seconds (1s) or frames (32f) (default 1s)")
+    p.add_argument(
+        "--window",
+        type=duration,
+        default="2s",
+        help="window length: seconds (2 or 2s) or frames at the video's rate (64f) (default 2s)",
+    )
+    p.add_argument(
+        "--stride", type=duration, default="1s", help="step between windows: seconds (1s) or frames (32f) (default 1s)"
+    )
     p.add_argument("--frames", type=positive_int, help="frames sampled per window (default: the model's)")
     p.add_argument("--crops", type=int, choices=[1, 3], default=1, help="crops per window (default: centre only)")
-    p.add_argument("--top-k", type=positive_int, default=5,
-                   help="classes in the plot, the CSV and each window of the JSON (default 5)")
+    p.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=5,
+        help="classes in the plot, the CSV and each window of the JSON (default 5)",
+    )
     alias(p, "--top", dest="top_k", type=positive_int)  # the old spelling, accepted for one more release
     add_labels_argument(p)
     add_size_argument(p)
@@ -44,6 +70,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..timeline import annotate_video, plot_timeline, scan, write_timeline
+
     clf = build_classifier(args, views=(1, args.crops))
     tl = scan(clf, args.video, window=args.window, stride=args.stride, progress=not args.no_progress)
     out_dir = Path(args.out_dir or Path(args.video).with_suffix("").name + "_timeline")

@@ -1,4 +1,5 @@
 """``uniformerv2 train``: fine-tune with MMAction2's UniFormerV2 recipe; every TrainConfig field is an option."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import EXIT_OK, add_dataclass_arguments, add_set_argument, alias, command, parse_overrides
+from ._common import EXIT_OK, add_dataclass_arguments, add_set_argument, command, parse_overrides
 
 EXAMPLES = [
     "uniformerv2 train --model uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb "
@@ -18,13 +19,18 @@ EXAMPLES = [
 
 def register(sub: Any) -> None:
     from ..engine.config import LEGACY_NAMES, TrainConfig
-    p = command(sub, "train", help="fine-tune a model (MMAction2's UniFormerV2 B/16 recipe by default; torchrun "
-                                   "for several processes)",
-                description="Fine-tune UniFormerV2 with MMAction2's recipe. Every field of "
-                            "uniformerv2.engine.config.TrainConfig is an option; --config FILE (JSON, or a Python "
-                            "file defining `config = TrainConfig(...)` or a dict) sets many at once, and options "
-                            "override it. Launch with `torchrun --nproc-per-node N -m uniformerv2.cli train ...` for "
-                            "several processes.", examples=EXAMPLES)
+
+    p = command(
+        sub,
+        "train",
+        help="fine-tune a model (MMAction2's UniFormerV2 B/16 recipe by default; torchrun for several processes)",
+        description="Fine-tune UniFormerV2 with MMAction2's recipe. Every field of "
+        "uniformerv2.engine.config.TrainConfig is an option; --config FILE (JSON, or a Python "
+        "file defining `config = TrainConfig(...)` or a dict) sets many at once, and options "
+        "override it. Launch with `torchrun --nproc-per-node N -m uniformerv2.cli train ...` for "
+        "several processes.",
+        examples=EXAMPLES,
+    )
     p.add_argument("model_arg", nargs="?", metavar="MODEL", default=argparse.SUPPRESS, help="same as --model")
     p.add_argument("--config", dest="config_file", metavar="FILE", help="a JSON or Python training config")
     add_set_argument(p, dest="model_set")
@@ -35,6 +41,7 @@ def register(sub: Any) -> None:
 def _load_config_file(path: str) -> Any:
     from ..engine.config import TrainConfig
     from ..errors import ConfigError
+
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -60,6 +67,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     from ..engine.config import TrainConfig
     from ..errors import UsageError
+
     cfg = _load_config_file(args.config_file) if getattr(args, "config_file", None) else TrainConfig()
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
@@ -76,13 +84,16 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from ..engine import distributed as D
     from ..engine.train import Trainer
+
     cfg = config_from_args(args)
     try:
         result = Trainer(cfg).fit()
     finally:
         D.destroy_distributed()
     if D.get_rank() == 0:
-        print(f"trained {result.steps} steps ({result.epochs} epochs); model: {result.model_path}"
-              + (f"; best val top-1 {result.best_top1:.4f}: {result.best_path}" if result.best_top1 is not None
-                 else "") + f"; log: {result.work_dir / 'log.jsonl'}; curves: {result.work_dir / 'curves.png'}")
+        print(
+            f"trained {result.steps} steps ({result.epochs} epochs); model: {result.model_path}"
+            + (f"; best val top-1 {result.best_top1:.4f}: {result.best_path}" if result.best_top1 is not None else "")
+            + f"; log: {result.work_dir / 'log.jsonl'}; curves: {result.work_dir / 'curves.png'}"
+        )
     return EXIT_OK

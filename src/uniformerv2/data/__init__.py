@@ -16,16 +16,30 @@ gives the original (SlowFast-based) code's test views instead.
 
 Checking lists before a run (broken videos, labels, duplicates) is :mod:`uniformerv2.check`.
 """
+
 from ..errors import AnnotationError, VideoDecodeError
 from .decode import BACKENDS, VideoReader, open_video, probe_num_frames, read_frames
 from .labels import SHIPPED_LABEL_MAPS, read_label_map
-from .lists import (VIDEO_EXTENSIONS, InputVideo, VideoSample, expand_inputs, find_videos, read_annotation_list,
-                    scan_class_folders)
+from .lists import (
+    VIDEO_EXTENSIONS,
+    InputVideo,
+    VideoSample,
+    expand_inputs,
+    find_videos,
+    read_annotation_list,
+    scan_class_folders,
+)
 from .sampling import original_test_sample, uniform_sample
-from .transforms import (MEAN, STD, center_crop_box, normalize, rescale_size, resize_short_side,
-                         three_crop_boxes)
-from .views import (SAMPLINGS, TestViewsDataset, collate_views, read_test_views, sample_test_indices,
-                    view_crop_boxes, views_from_frames)
+from .transforms import MEAN, STD, center_crop_box, normalize, rescale_size, resize_short_side, three_crop_boxes
+from .views import (
+    SAMPLINGS,
+    TestViewsDataset,
+    collate_views,
+    read_test_views,
+    sample_test_indices,
+    view_crop_boxes,
+    views_from_frames,
+)
 
 __all__ = [
     "AnnotationError",

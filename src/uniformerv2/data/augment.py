@@ -49,11 +49,13 @@ pytorchvideo's 4 to 0), solarize threshold ``255 (1 - m)`` (the same), and the f
 RandomResizedCrop (:func:`random_resized_crop_box`) is MMAction2's (not torchvision's): 10 candidates drawn at
 once, ``round`` of the side lengths, the first that fits is taken, else the centred square of the short side.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,13 +67,31 @@ from .sampling import uniform_sample
 from .transforms import _resize_cv2_linear, normalize, resize_short_side
 
 __all__ = [
-    "RANDAUG_OPS", "rand_augment", "random_resized_crop_box", "resize_exact", "TrainTransform", "TrainClipsDataset",
+    "RANDAUG_OPS",
+    "rand_augment",
+    "random_resized_crop_box",
+    "resize_exact",
+    "TrainTransform",
+    "TrainClipsDataset",
     "item_rng",
 ]
 
-RANDAUG_OPS = ("AdjustBrightness", "AdjustContrast", "AdjustSaturation", "AdjustSharpness", "AutoContrast",
-               "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "ShearX", "ShearY", "TranslateX",
-               "TranslateY")
+RANDAUG_OPS = (
+    "AdjustBrightness",
+    "AdjustContrast",
+    "AdjustSaturation",
+    "AdjustSharpness",
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+    "Rotate",
+    "Posterize",
+    "Solarize",
+    "ShearX",
+    "ShearY",
+    "TranslateX",
+    "TranslateY",
+)
 _MAX_LEVEL = 10.0
 _BILINEAR = TF.InterpolationMode.BILINEAR
 
@@ -86,8 +106,12 @@ def _apply_op(video: torch.Tensor, name: str, level: float, rng: np.random.Gener
     m = level / _MAX_LEVEL
     if name in ("AdjustBrightness", "AdjustContrast", "AdjustSaturation", "AdjustSharpness"):
         factor = 1.0 + _signed(rng, 0.9 * m)
-        fn = {"AdjustBrightness": TF.adjust_brightness, "AdjustContrast": TF.adjust_contrast,
-              "AdjustSaturation": TF.adjust_saturation, "AdjustSharpness": TF.adjust_sharpness}[name]
+        fn = {
+            "AdjustBrightness": TF.adjust_brightness,
+            "AdjustContrast": TF.adjust_contrast,
+            "AdjustSaturation": TF.adjust_saturation,
+            "AdjustSharpness": TF.adjust_sharpness,
+        }[name]
         return fn(video, factor)
     if name == "AutoContrast":
         return TF.autocontrast(video)
@@ -106,18 +130,35 @@ def _apply_op(video: torch.Tensor, name: str, level: float, rng: np.random.Gener
         # pytorchvideo: inverse matrix [1, f, H f / 2, 0, 1, 0] about the centre = a shear about the top edge
         angle = math.degrees(math.atan(_signed(rng, 0.3 * m)))
         shear = [angle, 0.0] if name == "ShearX" else [0.0, angle]
-        return TF.affine(video, angle=0.0, translate=[0, 0], scale=1.0, shear=shear, center=[0, 0],
-                         interpolation=_BILINEAR, fill=fill)
+        return TF.affine(
+            video,
+            angle=0.0,
+            translate=[0, 0],
+            scale=1.0,
+            shear=shear,
+            center=[0, 0],
+            interpolation=_BILINEAR,
+            fill=fill,
+        )
     if name in ("TranslateX", "TranslateY"):
         f = _signed(rng, 0.45 * m)
         translate = [-f * w, 0.0] if name == "TranslateX" else [0.0, -f * h]
-        return TF.affine(video, angle=0.0, translate=translate, scale=1.0, shear=[0.0, 0.0],
-                         interpolation=_BILINEAR, fill=fill)
+        return TF.affine(
+            video, angle=0.0, translate=translate, scale=1.0, shear=[0.0, 0.0], interpolation=_BILINEAR, fill=fill
+        )
     raise ValueError(f"unknown RandAugment operation {name!r}")
 
 
-def rand_augment(video: torch.Tensor, rng: np.random.Generator, *, magnitude: float = 7, num_layers: int = 4,
-                 prob: float = 0.5, sampling_std: float = 0.5, ops: Sequence[str] = RANDAUG_OPS) -> torch.Tensor:
+def rand_augment(
+    video: torch.Tensor,
+    rng: np.random.Generator,
+    *,
+    magnitude: float = 7,
+    num_layers: int = 4,
+    prob: float = 0.5,
+    sampling_std: float = 0.5,
+    ops: Sequence[str] = RANDAUG_OPS,
+) -> torch.Tensor:
     """pytorchvideo's RandAugment on a uint8 clip ``[T, C, H, W]`` (see the module docstring); same ops per frame."""
     if video.dtype != torch.uint8:
         raise TypeError(f"rand_augment expects uint8 frames, got {video.dtype}")
@@ -132,10 +173,15 @@ def rand_augment(video: torch.Tensor, rng: np.random.Generator, *, magnitude: fl
     return video
 
 
-def random_resized_crop_box(h: int, w: int, rng: np.random.Generator, *,
-                            area_range: tuple[float, float] = (0.08, 1.0),
-                            aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
-                            max_attempts: int = 10) -> tuple[int, int, int, int]:
+def random_resized_crop_box(
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    *,
+    area_range: tuple[float, float] = (0.08, 1.0),
+    aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
+    max_attempts: int = 10,
+) -> tuple[int, int, int, int]:
     """MMAction2 ``RandomResizedCrop.get_crop_bbox``: box ``(x1, y1, x2, y2)``."""
     if not 0 < area_range[0] <= area_range[1] <= 1:
         raise ValueError(f"area_range={area_range} must satisfy 0 < low <= high <= 1")
@@ -186,11 +232,17 @@ class TrainTransform:
         if self.short_side:
             x = resize_short_side(x, self.short_side)
         if self.randaug:
-            x = rand_augment(x.permute(0, 3, 1, 2), rng, magnitude=self.randaug_magnitude,
-                             num_layers=self.randaug_num_layers, prob=self.randaug_prob).permute(0, 2, 3, 1)
+            x = rand_augment(
+                x.permute(0, 3, 1, 2),
+                rng,
+                magnitude=self.randaug_magnitude,
+                num_layers=self.randaug_num_layers,
+                prob=self.randaug_prob,
+            ).permute(0, 2, 3, 1)
         h, w = x.shape[1:3]
-        x1, y1, x2, y2 = random_resized_crop_box(h, w, rng, area_range=tuple(self.area_range),
-                                                 aspect_ratio_range=tuple(self.aspect_ratio_range))
+        x1, y1, x2, y2 = random_resized_crop_box(
+            h, w, rng, area_range=tuple(self.area_range), aspect_ratio_range=tuple(self.aspect_ratio_range)
+        )
         x = resize_exact(x[:, y1:y2, x1:x2].contiguous(), self.size, self.size)
         if rng.random() < self.flip_ratio:
             x = x.flip(2)
@@ -211,8 +263,15 @@ class TrainClipsDataset(Dataset):
     point produce the same clip.
     """
 
-    def __init__(self, samples: Sequence[Any], *, frames: int = 8, seed: int = 0,
-                 transform: TrainTransform | None = None, backend: str = "pyav") -> None:
+    def __init__(
+        self,
+        samples: Sequence[Any],
+        *,
+        frames: int = 8,
+        seed: int = 0,
+        transform: TrainTransform | None = None,
+        backend: str = "pyav",
+    ) -> None:
         self.samples = list(samples)
         self.frames = int(frames)
         self.seed = int(seed)

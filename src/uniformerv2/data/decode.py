@@ -43,11 +43,13 @@ file: every command reports a bad video the same way.
 :func:`rewrite_video` decodes a video and writes every frame, drawn on, through the library's one video writer
 (:class:`uniformerv2.data.encode.VideoWriter`): the timeline's annotated copy and explain's overlays.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -122,7 +124,7 @@ class VideoReader:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -163,8 +165,10 @@ class PyAVReader(VideoReader):
         if not packets:
             raise VideoDecodeError(self.path, "zero frames (the video stream has no packets)")
         if is_mp4 and header_frames > len(packets):  # MP4's sample table lists every packet
-            raise VideoDecodeError(self.path, f"truncated video: the header lists {header_frames} frames, only "
-                                              f"{len(packets)} are in the file")
+            raise VideoDecodeError(
+                self.path,
+                f"truncated video: the header lists {header_frames} frames, only {len(packets)} are in the file",
+            )
         self._packets = packets
         self.num_frames = len(packets)
         pts = sorted(p.pts for p in packets if p.pts is not None)
@@ -211,8 +215,9 @@ class PyAVReader(VideoReader):
             keys = list(frames)
             frames = dict(zip(keys, parallel_map(self._to_rgb, [frames[k] for k in keys])))
         if missing:
-            raise VideoDecodeError(self.path, f"truncated or corrupt video: frame {missing[0]} of "
-                                              f"{self.num_frames} could not be decoded")
+            raise VideoDecodeError(
+                self.path, f"truncated or corrupt video: frame {missing[0]} of {self.num_frames} could not be decoded"
+            )
         first = frames[wanted[0]]
         out = np.empty((idx.size,) + first.shape, dtype=np.uint8)
         for j, i in enumerate(idx.tolist()):
@@ -223,7 +228,7 @@ class PyAVReader(VideoReader):
     def _to_rgb(frame) -> np.ndarray:
         return frame_to_rgb(frame)
 
-    def _read_by_pts(self, wanted: list[int]) -> Optional[dict[int, np.ndarray]]:
+    def _read_by_pts(self, wanted: list[int]) -> dict[int, np.ndarray] | None:
         packets = self._packets
         pts = [p.pts for p in packets]
         if any(t is None for t in pts) or len(set(pts)) != len(pts):
@@ -402,6 +407,7 @@ def read_frames(path: PathLike, indices: Sequence[int], backend: str = "pyav") -
 def draw_label(rgb: np.ndarray, text: str) -> np.ndarray:
     """``rgb`` with ``text`` in white on a black box in its top-left corner (a copy)."""
     from PIL import Image, ImageDraw
+
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
     box = draw.textbbox((4, 4), text)
@@ -414,6 +420,7 @@ def rewrite_video(src: PathLike, dst: PathLike, draw, *, fps: float, crf: int = 
     """Every frame of ``src``, upright, through ``draw(rgb, index, seconds_from_the_first_frame) -> rgb``, encoded
     into ``dst`` by the :class:`~uniformerv2.data.encode.VideoWriter` (moved into place whole, or not at all)."""
     import av
+
     with av.open(str(src), metadata_errors="ignore") as source, VideoWriter(dst, fps, crf=crf) as out:
         video = source.streams.video[0]
         video.thread_type = "AUTO"

@@ -1,4 +1,5 @@
 """Video encoding: the library's one video writer (frames in, an H.264 MP4 moved into place when it is whole)."""
+
 from __future__ import annotations
 
 import os
@@ -54,11 +55,13 @@ class VideoWriter:
 
     def _open(self, width: int, height: int) -> None:
         import av
+
         if width < 2 or height < 2:
             raise ValueError(f"{self.path}: a frame of {width}x{height} pixels is too small to encode (2x2 at least)")
         self._container = av.open(str(self._target.tmp), "w")
-        stream = self._container.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
-                                            rate=max(1, int(round(self.fps))))
+        stream = self._container.add_stream(
+            "libx264" if "libx264" in av.codecs_available else "mpeg4", rate=max(1, int(round(self.fps)))
+        )
         stream.width, stream.height = width - width % 2, height - height % 2
         stream.pix_fmt = "yuv420p"
         if stream.codec_context.name in ("libx264", "h264"):
@@ -68,6 +71,7 @@ class VideoWriter:
     def write(self, rgb: np.ndarray) -> None:
         """Encode one frame (uint8 RGB ``[H, W, 3]``; cropped to the video's even size)."""
         import av
+
         if self._target is None:
             raise ValueError(f"{self.path}: the video writer is closed")
         with self._discard_on_failure():
@@ -106,7 +110,7 @@ class VideoWriter:
             self._target.discard()
             self._target = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:

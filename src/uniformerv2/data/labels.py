@@ -1,19 +1,28 @@
 """Class names: label-map files, one name per line, the maps shipped with the package, and matching a user's list
 against a model's classes by name."""
+
 from __future__ import annotations
 
 import difflib
 import json
 import os
 import re
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Union
 
 from ..errors import AnnotationError
 
-__all__ = ["SHIPPED_LABEL_MAPS", "read_label_map", "shipped_label_map", "describe_matches", "match_class_names",
-           "class_rows", "kinetics710_aliases"]
+__all__ = [
+    "SHIPPED_LABEL_MAPS",
+    "read_label_map",
+    "shipped_label_map",
+    "describe_matches",
+    "match_class_names",
+    "class_rows",
+    "kinetics710_aliases",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -31,8 +40,10 @@ def read_label_map(path_or_name: PathLike) -> list[str]:
         return _names(text, str(path_or_name))
     if str(path_or_name) in SHIPPED_LABEL_MAPS:
         return shipped_label_map(str(path_or_name))
-    raise AnnotationError(f"{path_or_name}: no such label map file, and not one of the shipped label maps "
-                          f"({', '.join(SHIPPED_LABEL_MAPS)})")
+    raise AnnotationError(
+        f"{path_or_name}: no such label map file, and not one of the shipped label maps "
+        f"({', '.join(SHIPPED_LABEL_MAPS)})"
+    )
 
 
 def shipped_label_map(name: str) -> list[str]:
@@ -77,8 +88,9 @@ def kinetics710_aliases() -> dict[str, int]:
     return aliases
 
 
-def describe_matches(wanted: Sequence[str], names: Sequence[str], *,
-                     aliases: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+def describe_matches(
+    wanted: Sequence[str], names: Sequence[str], *, aliases: Mapping[str, int] | None = None
+) -> list[dict[str, Any]]:
     """Each wanted name against ``names``: ``match`` 'exact', 'alias' (another list's name for the class, such as the
     Kinetics-710 channel maps), 'loose' (case and punctuation ignored) or None with ``suggestions`` (the closest of
     ``names``); ``index`` is the position matched."""
@@ -104,18 +116,25 @@ def describe_matches(wanted: Sequence[str], names: Sequence[str], *,
     return out
 
 
-def match_class_names(wanted: Sequence[str], names: Sequence[str], *, source: str = "--labels",
-                      aliases: Mapping[str, int] | None = None) -> list[int]:
+def match_class_names(
+    wanted: Sequence[str], names: Sequence[str], *, source: str = "--labels", aliases: Mapping[str, int] | None = None
+) -> list[int]:
     """For each wanted class name, its index in ``names`` (see :func:`describe_matches`). Names that match nothing
     are one :class:`AnnotationError` listing each with the closest of ``names``."""
     found = describe_matches(wanted, names, aliases=aliases)
     unknown = [m for m in found if m["index"] is None]
     if unknown:
-        hints = [f"{m['name']!r} (closest: {', '.join(repr(c) for c in m['suggestions'])})" if m["suggestions"]
-                 else repr(m["name"]) for m in unknown[:10]]
+        hints = [
+            f"{m['name']!r} (closest: {', '.join(repr(c) for c in m['suggestions'])})"
+            if m["suggestions"]
+            else repr(m["name"])
+            for m in unknown[:10]
+        ]
         more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
-        raise AnnotationError(f"{source}: {len(unknown)} of {len(wanted)} class names are not classes of the model: "
-                              f"{'; '.join(hints)}{more}")
+        raise AnnotationError(
+            f"{source}: {len(unknown)} of {len(wanted)} class names are not classes of the model: "
+            f"{'; '.join(hints)}{more}"
+        )
     rows = [m["index"] for m in found]
     dup = sorted({names[r] for r in rows if rows.count(r) > 1})
     if dup:
@@ -126,5 +145,4 @@ def match_class_names(wanted: Sequence[str], names: Sequence[str], *, source: st
 def class_rows(wanted: Sequence[str], names: Sequence[str], *, source: str = "--labels") -> list[int]:
     """:func:`match_class_names` of a model's classes ``names``, through the Kinetics-710 channel maps (other
     datasets' names for its classes) when the model has 710 classes: how ``--labels`` picks a model's head rows."""
-    return match_class_names(wanted, names, source=source,
-                             aliases=kinetics710_aliases() if len(names) == 710 else None)
+    return match_class_names(wanted, names, source=source, aliases=kinetics710_aliases() if len(names) == 710 else None)

@@ -1,21 +1,46 @@
 """Video lists: MMAction2 annotation files, folders of class sub-folders, and command-line inputs."""
+
 from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, NamedTuple, Optional, Union
+from typing import NamedTuple, Union
 
 from ..errors import AnnotationError
 
-__all__ = ["VIDEO_EXTENSIONS", "VideoSample", "InputVideo", "MalformedLine", "read_list_text", "parse_annotation_list",
-           "read_annotation_list", "scan_class_folders", "find_videos", "expand_inputs"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "VideoSample",
+    "InputVideo",
+    "MalformedLine",
+    "read_list_text",
+    "parse_annotation_list",
+    "read_annotation_list",
+    "scan_class_folders",
+    "find_videos",
+    "expand_inputs",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
-                    ".ts", ".ogv")
+VIDEO_EXTENSIONS = (
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ts",
+    ".ogv",
+)
 
 
 @dataclass
@@ -23,8 +48,8 @@ class VideoSample:
     """One video of a list: its path, integer label (``None`` when the list has no labels) and line number."""
 
     path: str
-    label: Optional[int] = None
-    line: Optional[int] = field(default=None, compare=False)  # in its annotation list, for error messages
+    label: int | None = None
+    line: int | None = field(default=None, compare=False)  # in its annotation list, for error messages
 
 
 def read_list_text(ann_file: PathLike) -> str:
@@ -46,8 +71,9 @@ class MalformedLine(NamedTuple):
     reason: str
 
 
-def parse_annotation_list(ann_file: PathLike, data_root: PathLike = "") -> tuple[list[VideoSample],
-                                                                               list[MalformedLine]]:
+def parse_annotation_list(
+    ann_file: PathLike, data_root: PathLike = ""
+) -> tuple[list[VideoSample], list[MalformedLine]]:
     """Every entry of an MMAction2 video list and every malformed line, without raising for the latter (what
     :func:`read_annotation_list` reads, and what ``uniformerv2 check`` reports line by line)."""
     text = read_list_text(ann_file)
@@ -59,8 +85,9 @@ def parse_annotation_list(ann_file: PathLike, data_root: PathLike = "") -> tuple
             continue
         fields = stripped.split()
         if len(fields) > 2:
-            malformed.append(MalformedLine(lineno, fields[0], f"expected 'path [label]', got {len(fields)} fields: "
-                                                              f"{stripped!r}"))
+            malformed.append(
+                MalformedLine(lineno, fields[0], f"expected 'path [label]', got {len(fields)} fields: {stripped!r}")
+            )
             continue
         label = None
         if len(fields) == 2:
@@ -111,9 +138,13 @@ def scan_class_folders(root: PathLike) -> tuple[list[VideoSample], list[str]]:
         raise AnnotationError(f"{root}: no class folders (expected {root}/<class name>/<video files>)")
     samples: list[VideoSample] = []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (base / name).rglob("*")
-                       if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-                       and not any(part.startswith(".") for part in p.relative_to(base).parts))
+        files = sorted(
+            p
+            for p in (base / name).rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in VIDEO_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(base).parts)
+        )
         samples.extend(VideoSample(path=str(p), label=label) for p in files)
     if not samples:
         raise AnnotationError(f"{root}: no video files in its class folders")
@@ -148,8 +179,9 @@ def _glob_base(pattern: str) -> str:
     return str(Path(*fixed)) if fixed else "."
 
 
-def find_videos(inputs: Iterable[str] = (), *, ann_file: Optional[PathLike] = None,
-                data_root: PathLike = "") -> list[InputVideo]:
+def find_videos(
+    inputs: Iterable[str] = (), *, ann_file: PathLike | None = None, data_root: PathLike = ""
+) -> list[InputVideo]:
     """The videos that inputs name, in order: an annotation list's videos (its paths joined to ``data_root``, see
     :func:`read_annotation_list`), then for each input a file as given, a folder's video files (by extension,
     searched recursively, sorted) or a glob's matches (sorted; ``**`` recurses).
@@ -169,8 +201,9 @@ def find_videos(inputs: Iterable[str] = (), *, ann_file: Optional[PathLike] = No
         elif _is_glob(item):
             base = _glob_base(item)
             matches = sorted(glob.glob(item, recursive=True))
-            found += [InputVideo(f, os.path.relpath(f, base)) for f in matches] or \
-                [InputVideo(item, os.path.basename(item))]
+            found += [InputVideo(f, os.path.relpath(f, base)) for f in matches] or [
+                InputVideo(item, os.path.basename(item))
+            ]
         else:
             found.append(InputVideo(item, os.path.basename(os.path.normpath(item))))
     return found

@@ -1,14 +1,13 @@
 """Temporal sampling: MMAction2 1.2.0's ``UniformSample``, the original (SlowFast-based) code's test sampling, and
 sliding windows over a video's timestamps (``timeline``, ``extract --mode windows``)."""
-from __future__ import annotations
 
-from typing import Optional, Union
+from __future__ import annotations
 
 import numpy as np
 
 from ..duration import video_duration
 
-RNG = Union[np.random.Generator, np.random.RandomState, None]
+RNG = np.random.Generator | np.random.RandomState | None
 
 
 def _check(total_frames: int, clip_len: int, num_clips: int) -> None:
@@ -26,8 +25,9 @@ def _randint(rng: RNG, low: int, high_inclusive: int) -> int:
     return int(rng.integers(low, high_inclusive + 1))
 
 
-def uniform_sample(total_frames: int, clip_len: int, num_clips: int = 1, *, test_mode: bool,
-                   rng: RNG = None) -> np.ndarray:
+def uniform_sample(
+    total_frames: int, clip_len: int, num_clips: int = 1, *, test_mode: bool, rng: RNG = None
+) -> np.ndarray:
     """Frame indices of MMAction2 ``UniformSample(clip_len, num_clips, test_mode)``, shape ``[num_clips*clip_len]``.
 
     The video's ``total_frames - 1`` frame intervals are cut into ``clip_len`` segments of ``seg = (N - 1) /
@@ -61,8 +61,9 @@ def uniform_sample(total_frames: int, clip_len: int, num_clips: int = 1, *, test
     return np.asarray(inds, dtype=np.int64)
 
 
-def original_test_sample(total_frames: int, clip_len: int, num_clips: int, *, start_index: int = 0,
-                         max_frame: Optional[int] = None) -> np.ndarray:
+def original_test_sample(
+    total_frames: int, clip_len: int, num_clips: int, *, start_index: int = 0, max_frame: int | None = None
+) -> np.ndarray:
     """Frame indices of the original code's Kinetics sparse test sampling, all clips, ``[num_clips*clip_len]``.
 
     OpenGVLab/UniFormerV2 ``slowfast/datasets/kinetics_sparse.py`` decodes with decord and calls
@@ -91,8 +92,15 @@ def original_test_sample(total_frames: int, clip_len: int, num_clips: int, *, st
     return np.asarray(inds, dtype=np.int64)
 
 
-def window_indices(times: np.ndarray, window_s: float, stride_s: float, frames: int, *, align_end: bool = True,
-                   duration: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def window_indices(
+    times: np.ndarray,
+    window_s: float,
+    stride_s: float,
+    frames: int,
+    *,
+    align_end: bool = True,
+    duration: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Windows over a video whose frames are shown at ``times`` (seconds): every window's start and end time and,
     per window, ``frames`` frame indices spread uniformly over it (the frame shown at the centre of each of
     ``frames`` equal segments, as test-mode ``UniformSample`` takes them). Windows step by ``stride_s``; the last

@@ -14,12 +14,14 @@ The original (SlowFast-based) code's test-time resize and crops, used by ``sampl
 :func:`uniformerv2.data.read_test_views`, are :func:`resize_short_side_original` and
 :func:`three_crop_boxes_original`.
 """
+
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence, TypeVar, Union
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ import torch
 MEAN = 114.75
 STD = 57.375
 
-Frames = Union[np.ndarray, torch.Tensor]
+Frames = np.ndarray | torch.Tensor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,7 +50,7 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return [fn(x) for x in items]
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < threads:  # noqa: SLF001 - grow the shared pool if asked
+        if _POOL is None or _POOL._max_workers < threads:
             _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="uniformerv2-data")
         pool = _POOL
     return list(pool.map(fn, items))

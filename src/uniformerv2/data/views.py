@@ -5,11 +5,13 @@ Resize(scale=(-1, size)) -> ThreeCrop(size) | CenterCrop(size) -> FormatShape('N
 normalisation, which MMAction2 does in the model's data preprocessor: see :func:`uniformerv2.data.normalize`), with
 the protocol's ``frames``, ``clips``, ``crops`` and ``size``.
 """
+
 from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -19,11 +21,24 @@ from ..protocol import SAMPLINGS, Protocol
 from .decode import VideoReader, open_video
 from .lists import VideoSample
 from .sampling import original_test_sample, uniform_sample
-from .transforms import (center_crop_box, center_crop_box_original, resize_short_side,
-                         resize_short_side_original, three_crop_boxes, three_crop_boxes_original)
+from .transforms import (
+    center_crop_box,
+    center_crop_box_original,
+    resize_short_side,
+    resize_short_side_original,
+    three_crop_boxes,
+    three_crop_boxes_original,
+)
 
-__all__ = ["SAMPLINGS", "sample_test_indices", "view_crop_boxes", "views_from_frames", "read_test_views",
-           "TestViewsDataset", "collate_views"]
+__all__ = [
+    "SAMPLINGS",
+    "sample_test_indices",
+    "view_crop_boxes",
+    "views_from_frames",
+    "read_test_views",
+    "TestViewsDataset",
+    "collate_views",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -35,16 +50,18 @@ def sample_test_indices(total_frames: int, protocol: Protocol) -> np.ndarray:
     return uniform_sample(total_frames, protocol.frames, protocol.clips, test_mode=True)
 
 
-def view_crop_boxes(h: int, w: int, crops: int, size: int,
-                    sampling: str = "mmaction2") -> list[tuple[int, int, int, int]]:
+def view_crop_boxes(
+    h: int, w: int, crops: int, size: int, sampling: str = "mmaction2"
+) -> list[tuple[int, int, int, int]]:
     """Crop boxes ``(x1, y1, x2, y2)`` on the resized ``h x w`` frames, in view order."""
     if sampling == "original":
         return three_crop_boxes_original(h, w, size) if crops == 3 else [center_crop_box_original(h, w, size)]
     return three_crop_boxes(h, w, size) if crops == 3 else [center_crop_box(h, w, size)]
 
 
-def views_from_frames(frames: Union[np.ndarray, torch.Tensor], protocol: Protocol, *,
-                      inverse: Optional[np.ndarray] = None) -> torch.Tensor:
+def views_from_frames(
+    frames: np.ndarray | torch.Tensor, protocol: Protocol, *, inverse: np.ndarray | None = None
+) -> torch.Tensor:
     """Resize, crop and lay out decoded frames as uint8 ``[crops * clips, 3, frames, size, size]``.
 
     ``frames``: uint8 ``[F, H, W, 3]``; frame ``inverse[j]`` is the ``j``-th sampled frame (default: ``F`` equals
@@ -71,7 +88,7 @@ def views_from_frames(frames: Union[np.ndarray, torch.Tensor], protocol: Protoco
     return torch.from_numpy(out)
 
 
-def read_test_views(path: Union[PathLike, VideoReader], protocol: Protocol, *, backend: str = "pyav") -> torch.Tensor:
+def read_test_views(path: PathLike | VideoReader, protocol: Protocol, *, backend: str = "pyav") -> torch.Tensor:
     """uint8 test views ``[clips * crops, 3, frames, size, size]`` of a video, in MMAction2's view order.
 
     ``sampling="mmaction2"`` (default) is MMAction2 1.2.0's UniFormerV2 test pipeline: ``UniformSample`` in test
@@ -99,8 +116,10 @@ def read_test_views(path: Union[PathLike, VideoReader], protocol: Protocol, *, b
 def _test_views(reader: VideoReader, protocol: Protocol) -> torch.Tensor:
     """:func:`read_test_views` of an open video."""
     if reader.num_frames == 1:
-        warnings.warn(f"{reader.path}: a single frame (a still image?): every clip repeats it, so nothing in it "
-                      "moves", stacklevel=3)
+        warnings.warn(
+            f"{reader.path}: a single frame (a still image?): every clip repeats it, so nothing in it moves",
+            stacklevel=3,
+        )
     inds = sample_test_indices(reader.num_frames, protocol)
     unique, inverse = np.unique(inds, return_inverse=True)
     frames = reader.read(unique)
@@ -116,8 +135,7 @@ class TestViewsDataset(torch.utils.data.Dataset):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, samples: Sequence[Union[VideoSample, str]], protocol: Protocol, *,
-                 backend: str = "pyav") -> None:
+    def __init__(self, samples: Sequence[VideoSample | str], protocol: Protocol, *, backend: str = "pyav") -> None:
         self.samples = [s if isinstance(s, VideoSample) else VideoSample(path=str(s)) for s in samples]
         self.protocol = protocol
         self.backend = backend
@@ -134,7 +152,7 @@ class TestViewsDataset(torch.utils.data.Dataset):
             error = e.reason
         except ImportError:
             raise  # a backend that is not installed is the caller's problem, not the video's
-        except Exception as e:  # any other decoder failure is this video's problem
+        except Exception as e:  # noqa: BLE001 - any other decoder failure is this video's problem
             error = f"{type(e).__name__}: {e}"
         return dict(index=index, path=sample.path, label=sample.label, views=views, error=error)
 

@@ -7,6 +7,7 @@
   the resumable data order; :mod:`.state`: training checkpoints and RNG states.
 * :mod:`.distributed`: torchrun process-group helpers; :mod:`.parallel`: DDP / FSDP2 behind one object.
 """
+
 from .evaluate import EvalResult, evaluate
 from .metrics import compute_metrics, confusion_matrix, mean_class_accuracy, per_class_accuracy, top_k_accuracy
 

@@ -1,17 +1,19 @@
 """What a training run is built from: its model (:func:`build_model`: the architecture with the run's overrides,
 and the initial weights ``init`` names) and its videos: from class folders (:func:`folder_samples`, with a
 :func:`stratified_split` for validation), checked before anything expensive happens (:func:`checked_samples`)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..config import PretrainedCfg, UniFormerV2Config
 from ..check import BadSamplesError, check_samples
+from ..config import PretrainedCfg, UniFormerV2Config
 from ..data import VideoSample, scan_class_folders
 from ..errors import DownloadError, UsageError
 from ..factory import init_from_clip, model_config
@@ -43,8 +45,10 @@ def build_model(cfg: TrainConfig) -> UniFormerV2:
         # the download hint names train's own options: --init takes a local checkpoint, --clip local CLIP weights
         option = "--clip" if (cfg.init in ("auto", "clip") and preset is not None) else "--init"
         name = os.path.basename(str(e.url or ""))
-        hint = (f"To work offline, download the file elsewhere and pass its local path ({option} /path/to/{name}), "
-                f"or put it in the cache directory as {e.cache_path}.")
+        hint = (
+            f"To work offline, download the file elsewhere and pass its local path ({option} /path/to/{name}), "
+            f"or put it in the cache directory as {e.cache_path}."
+        )
         raise DownloadError(f"{str(e).splitlines()[0]}\n{hint}", url=e.url, cache_path=e.cache_path) from None
     if cfg.frozen_backbone:
         model.freeze_backbone()
@@ -72,6 +76,7 @@ def _initialise(model: UniFormerV2, cfg: TrainConfig, preset: Preset | None) -> 
         import warnings
 
         from ..checkpoint import load_checkpoint
+
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*head keeps its fresh initialisation.*")
             load_checkpoint(model, init, strict=True, replace_head=True, progress=cfg.progress)
@@ -114,8 +119,10 @@ def folder_samples(cfg: TrainConfig) -> tuple[list[VideoSample], list[VideoSampl
         val_videos, val_classes = scan_class_folders(cfg.val_folder)
         unknown = [c for c in val_classes if c not in classes]
         if unknown:
-            raise UsageError(f"--val-folder {cfg.val_folder}: class folders {unknown[:5]} are not among the "
-                             f"training classes of --folder {cfg.folder}")
+            raise UsageError(
+                f"--val-folder {cfg.val_folder}: class folders {unknown[:5]} are not among the "
+                f"training classes of --folder {cfg.folder}"
+            )
         index = {name: i for i, name in enumerate(classes)}
         val = [VideoSample(s.path, index[val_classes[s.label]]) for s in val_videos]
     elif cfg.val_split:
@@ -123,14 +130,16 @@ def folder_samples(cfg: TrainConfig) -> tuple[list[VideoSample], list[VideoSampl
     return train, val, list(classes)
 
 
-def checked_samples(cfg: TrainConfig, samples: list[Any], num_classes: int, what: str, work_dir: Path,
-                    log: Callable[[str], None]) -> list[Any]:
+def checked_samples(
+    cfg: TrainConfig, samples: list[Any], num_classes: int, what: str, work_dir: Path, log: Callable[[str], None]
+) -> list[Any]:
     """``samples`` (``what``: 'train' or 'val') checked as ``cfg`` says, each rank checking its share: the bad ones
     are listed in ``work_dir/bad_samples_{what}.txt``, then skipped (``skip_bad_samples``) or reported."""
     rank, world_size = D.get_rank(), D.get_world_size()
     mine = D.shard_indices(len(samples)) if world_size > 1 else None
-    problems = check_samples(samples, num_classes, decode=cfg.check_videos, backend=cfg.backend,
-                             workers=max(2, cfg.workers), indices=mine)
+    problems = check_samples(
+        samples, num_classes, decode=cfg.check_videos, backend=cfg.backend, workers=max(2, cfg.workers), indices=mine
+    )
     if world_size > 1:
         problems = sorted((p for part in D.all_gather_objects(problems) for p in part), key=lambda p: p.index)
     if not problems:

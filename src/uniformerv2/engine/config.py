@@ -9,6 +9,7 @@ centre-cropped clip.
 
 Each field's ``help`` metadata is its command-line help: ``uniformerv2 train`` makes one option per field.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,8 +21,15 @@ from ..errors import ConfigError
 __all__ = ["TrainConfig", "LEGACY_NAMES"]
 
 # Names earlier releases used for some fields; still accepted in config files, dicts and on the command line.
-LEGACY_NAMES = {"clip_len": "frames", "input_size": "size", "class_names": "labels", "num_workers": "workers",
-                "amp": "dtype", "val_num_clips": "val_clips", "val_num_crops": "val_crops"}
+LEGACY_NAMES = {
+    "clip_len": "frames",
+    "input_size": "size",
+    "class_names": "labels",
+    "num_workers": "workers",
+    "amp": "dtype",
+    "val_num_clips": "val_clips",
+    "val_num_crops": "val_crops",
+}
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -35,15 +43,22 @@ class TrainConfig:
     """Every setting of a training run; the defaults are MMAction2's B/16 recipe (see the module docstring)."""
 
     # --- model
-    model: str = _f("uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb",
-                    "a preset name or one of our .safetensors checkpoints")
-    init: str = _f("auto", "auto (a preset: its CLIP weights; a file: itself) | clip | pretrained | none | a "
-                           "checkpoint file/URL (CLIP, Kinetics-710 via the channel map, MMAction2, original, ours)")
-    clip: str | None = _f(None, "CLIP weights for --init clip: ViT-B/16, ViT-L/14, ViT-L/14_336 or a file "
-                                "(default: the preset's)")
+    model: str = _f(
+        "uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb",
+        "a preset name or one of our .safetensors checkpoints",
+    )
+    init: str = _f(
+        "auto",
+        "auto (a preset: its CLIP weights; a file: itself) | clip | pretrained | none | a "
+        "checkpoint file/URL (CLIP, Kinetics-710 via the channel map, MMAction2, original, ours)",
+    )
+    clip: str | None = _f(
+        None, "CLIP weights for --init clip: ViT-B/16, ViT-L/14, ViT-L/14_336 or a file (default: the preset's)"
+    )
     num_classes: int | None = _f(None, "classes of the new head (default: the preset's or checkpoint's)")
-    model_overrides: dict = _f(dict, "architecture overrides, MMAction2 backbone argument names (--set KEY=VALUE)",
-                               cli=False)
+    model_overrides: dict = _f(
+        dict, "architecture overrides, MMAction2 backbone argument names (--set KEY=VALUE)", cli=False
+    )
     dropout_ratio: float = _f(0.5, "head dropout")
     frozen_backbone: bool = _f(False, "freeze the CLIP part and train the rest")
     grad_checkpoint_blocks: int = _f(0, "gradient checkpointing of the first N local blocks (saves memory)")
@@ -54,10 +69,10 @@ class TrainConfig:
     ann_file: str | None = _f(None, "training list, one 'path label' per line")
     data_root: str = _f("", "directory the list's paths are relative to")
     val_ann_file: str | None = _f(None, "validation list (default: no validation)")
-    val_data_root: str | None = _f(None, "directory the validation list's paths are relative to (default: "
-                                         "--data-root)")
-    labels: str | None = _f(None, "class names: a file with one per line, or k400, k600, k700, k710, mitv1 "
-                                  "(stored in the exported model)")
+    val_data_root: str | None = _f(None, "directory the validation list's paths are relative to (default: --data-root)")
+    labels: str | None = _f(
+        None, "class names: a file with one per line, or k400, k600, k700, k710, mitv1 (stored in the exported model)"
+    )
     frames: int | None = _f(None, "frames per clip (default: the model's)")
     size: int | None = _f(None, "crop size in pixels (default: the model's)")
     short_side: int = _f(256, "short side the frames are resized to before augmentation")
@@ -102,8 +117,11 @@ class TrainConfig:
     fsdp: bool = _f(False, "shard the model with FSDP2 instead of DDP (under torchrun)")
     find_unused_parameters: bool = _f(False, "DDP's find_unused_parameters")
     seed: int = _f(0, "random seed (the data order and every augmentation follow from it)")
-    resume: str | None = _f(None, "'auto' (the latest checkpoint in --work-dir) or a checkpoint path; --resume "
-                                  "alone is 'auto'", const="auto")
+    resume: str | None = _f(
+        None,
+        "'auto' (the latest checkpoint in --work-dir) or a checkpoint path; --resume alone is 'auto'",
+        const="auto",
+    )
     checkpoint_interval: int = _f(1, "epochs between checkpoints")
     checkpoint_interval_steps: int = _f(0, "also a checkpoint every N optimiser steps (0: off)")
     keep_last: int = _f(3, "checkpoints kept")
@@ -112,7 +130,7 @@ class TrainConfig:
     max_steps: int | None = _f(None, "stop after this many optimiser steps")
     threads: int | None = _f(None, "torch.set_num_threads")
 
-    def replace(self, **overrides: Any) -> "TrainConfig":
+    def replace(self, **overrides: Any) -> TrainConfig:
         return dataclasses.replace(self, **self._canonical(overrides))
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,7 +141,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = cls._canonical(d)
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) and types[k] == "tuple" else v for k, v in d.items()})

@@ -11,12 +11,14 @@
 * ``with main_process_first(): ...``: rank 0 runs the block first (a download into the cache happens once), then
   the other ranks; a plain block in a single process.
 """
+
 from __future__ import annotations
 
 import contextlib
 import datetime
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -36,6 +38,7 @@ __all__ = [
     "barrier",
     "main_process_first",
 ]
+
 
 def _env_int(name: str, default: int) -> int:
     try:
@@ -69,8 +72,9 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
-def init_distributed(device: str | torch.device | None = None, *, backend: str | None = None,
-                     timeout_s: float = 1800.0) -> torch.device:
+def init_distributed(
+    device: str | torch.device | None = None, *, backend: str | None = None, timeout_s: float = 1800.0
+) -> torch.device:
     """Join the default process group when launched by torchrun with ``WORLD_SIZE > 1``; return this rank's device.
 
     ``device`` is 'cpu', 'cuda' (each rank takes ``cuda:LOCAL_RANK``), 'cuda:N' or None (CUDA when available).

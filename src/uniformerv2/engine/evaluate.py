@@ -8,11 +8,13 @@ MMAction2's ``AccMetric`` (:mod:`uniformerv2.engine.metrics`). A video that cann
 disjoint, unpadded share of the videos and every rank ends up with the whole result, in the input order.
 Writing the results (dumps, per-class tables, the confusion matrix) is :mod:`uniformerv2.engine.reports`.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,10 +76,22 @@ class EvalResult:
         return confusion_matrix(self.predictions.numpy(), np.asarray(self.labels, dtype=np.int64), self.num_classes)
 
 
-def evaluate(model: torch.nn.Module, samples: Sequence[Any], protocol: Protocol, *, batch_views: int | None = None,
-             workers: int = 0, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-             class_names: Sequence[str] | None = None, progress: bool = True, backend: str = "pyav",
-             topk: Sequence[int] = (1, 5), distributed: bool | None = None, compile: bool = False) -> EvalResult:
+def evaluate(
+    model: torch.nn.Module,
+    samples: Sequence[Any],
+    protocol: Protocol,
+    *,
+    batch_views: int | None = None,
+    workers: int = 0,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    class_names: Sequence[str] | None = None,
+    progress: bool = True,
+    backend: str = "pyav",
+    topk: Sequence[int] = (1, 5),
+    distributed: bool | None = None,
+    compile: bool = False,
+) -> EvalResult:
     """Score ``samples`` (``VideoSample(path, label)``) with ``protocol``'s views; see the module docstring.
 
     ``batch_views``: at most this many views per forward pass (default: one video's views); videos are batched so
@@ -96,22 +110,37 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], protocol: Protocol,
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = resolve_dtype(dtype, device)
     if distributed is None:
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() \
+        distributed = (
+            torch.distributed.is_available()
+            and torch.distributed.is_initialized()
             and torch.distributed.get_world_size() > 1
+        )
     rank = D.get_rank() if distributed else 0
     mine = D.shard_indices(len(samples)) if distributed else list(range(len(samples)))
 
     dataset = TestViewsDataset([samples[i] for i in mine], protocol, backend=backend)
-    loader = DataLoader(dataset, batch_size=max(1, batch_views // views_per_video), shuffle=False,
-                        num_workers=workers, collate_fn=list, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=max(1, batch_views // views_per_video),
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=list,
+        pin_memory=device.type == "cuda",
+    )
     model = model.eval().to(device)
     forward = compile_for_inference(model) if compile else model
     autocast_context = autocast(device, dtype)  # re-entered for every forward
 
     records: list[tuple[int, str, int | None, np.ndarray]] = []
     failures: list[tuple[int, str, str]] = []
-    bar = tqdm(total=len(dataset), unit="video", disable=not progress or rank != 0, dynamic_ncols=True,
-               desc="test" + (f" (rank 0 of {D.get_world_size()})" if distributed else ""), file=sys.stderr)
+    bar = tqdm(
+        total=len(dataset),
+        unit="video",
+        disable=not progress or rank != 0,
+        dynamic_ncols=True,
+        desc="test" + (f" (rank 0 of {D.get_world_size()})" if distributed else ""),
+        file=sys.stderr,
+    )
     with torch.inference_mode(), bar:
         for batch in loader:
             good = []
@@ -121,7 +150,7 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], protocol: Protocol,
                     path = str(item["path"])
                     reason = str(item.get("error") or "could not be decoded")
                     if reason.startswith(path + ": "):  # the path is printed beside the reason anyway
-                        reason = reason[len(path) + 2:]
+                        reason = reason[len(path) + 2 :]
                     failures.append((index, path, reason))
                 else:
                     good.append((index, item))
@@ -129,7 +158,9 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], protocol: Protocol,
                 views = torch.cat([item["views"] for _, item in good])
                 logits = []
                 for start in range(0, views.shape[0], batch_views):
-                    x = normalize(views[start:start + batch_views].to(device, non_blocking=True))  # uint8 on the device
+                    x = normalize(
+                        views[start : start + batch_views].to(device, non_blocking=True)
+                    )  # uint8 on the device
                     with autocast_context:
                         out = forward(x)
                     logits.append(out.float())
@@ -137,8 +168,9 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], protocol: Protocol,
                 counts = [int(item["views"].shape[0]) for _, item in good]
                 for (index, item), p in zip(good, probs.split(counts)):
                     label = item.get("label")
-                    records.append((index, str(item["path"]), None if label is None else int(label),
-                                    p.mean(dim=0).cpu().numpy()))
+                    records.append(
+                        (index, str(item["path"]), None if label is None else int(label), p.mean(dim=0).cpu().numpy())
+                    )
             bar.update(len(batch))
             if failures:
                 bar.set_postfix(failed=len(failures), refresh=False)
@@ -163,8 +195,13 @@ def evaluate(model: torch.nn.Module, samples: Sequence[Any], protocol: Protocol,
     if records and all(label is not None for label in labels):
         metrics = compute_metrics(scores.numpy(), np.asarray(labels, dtype=np.int64), topk)
     return EvalResult(
-        indices=[r[0] for r in records], paths=[r[1] for r in records], labels=labels, scores=scores,
-        failures=[(f[1], f[2]) for f in failures], metrics=metrics, num_videos=len(samples),
+        indices=[r[0] for r in records],
+        paths=[r[1] for r in records],
+        labels=labels,
+        scores=scores,
+        failures=[(f[1], f[2]) for f in failures],
+        metrics=metrics,
+        num_videos=len(samples),
         class_names=list(class_names) if class_names is not None else None,
         protocol=protocol,
     )

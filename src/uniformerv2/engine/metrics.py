@@ -12,9 +12,11 @@
 ``compute_metrics`` returns AccMetric's keys: ``top1``, ``top5`` (one per k) and ``mean1``; MMEngine's logs show
 them with the ``acc/`` prefix.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +34,11 @@ def _scores(scores: Any) -> np.ndarray:
     if hasattr(scores, "detach"):  # torch tensor
         scores = scores.detach().cpu().numpy()
     elif isinstance(scores, (list, tuple)):
-        scores = np.stack([s.detach().cpu().numpy() if hasattr(s, "detach") else np.asarray(s) for s in scores]) \
-            if len(scores) else np.zeros((0, 0), np.float32)
+        scores = (
+            np.stack([s.detach().cpu().numpy() if hasattr(s, "detach") else np.asarray(s) for s in scores])
+            if len(scores)
+            else np.zeros((0, 0), np.float32)
+        )
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ValueError(f"scores must be [videos, classes], got shape {tuple(scores.shape)}")
@@ -80,8 +85,11 @@ def confusion_matrix(predictions: Any, labels: Any, num_classes: int | None = No
         num_classes = int(max(pred.max(initial=-1), true.max(initial=-1)) + 1)
     if pred.size and (min(pred.min(), true.min()) < 0 or max(pred.max(), true.max()) >= num_classes):
         raise ValueError(f"class index outside [0, {num_classes})")
-    return np.bincount(true * num_classes + pred, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes).astype(np.int64)
+    return (
+        np.bincount(true * num_classes + pred, minlength=num_classes * num_classes)
+        .reshape(num_classes, num_classes)
+        .astype(np.int64)
+    )
 
 
 def mean_class_accuracy(scores: Any, labels: Any) -> float:
@@ -112,8 +120,15 @@ def per_class_accuracy(scores: Any, labels: Any, num_classes: int | None = None)
     rows = []
     for c in range(num_classes):
         count, correct = int(cm[c].sum()), int(cm[c, c])
-        rows.append({"class": c, "count": count, "correct": correct, "predicted": int(cm[:, c].sum()),
-                     "accuracy": (correct / count) if count else None})
+        rows.append(
+            {
+                "class": c,
+                "count": count,
+                "correct": correct,
+                "predicted": int(cm[:, c].sum()),
+                "accuracy": (correct / count) if count else None,
+            }
+        )
     return rows
 
 
@@ -130,6 +145,7 @@ def best_label_mapping(cm: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
     the labelled classes that it moves, most videos first. A much higher accuracy than top-1 means the labels are
     the right classes in another order."""
     from scipy.optimize import linear_sum_assignment
+
     cm = np.asarray(cm, dtype=np.int64)
     total = int(cm.sum())
     if total == 0:

@@ -15,10 +15,12 @@
   ``eta + (1 - eta) * (1 + cos(pi * t / T)) / 2`` with ``T = (epochs - warmup) * steps_per_epoch``.
 * :func:`scaled_lr`: ``auto_scale_lr``: the base learning rate is for a total batch of 256 and scales linearly.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,7 +28,10 @@ from torch import nn
 __all__ = ["param_groups", "build_optimizer", "scaled_lr", "RecipeSchedule", "NORM_LAYERS"]
 
 NORM_LAYERS: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
     nn.LocalResponseNorm,
 )
 if hasattr(nn, "RMSNorm"):
@@ -55,9 +60,15 @@ def _embedding_ids(model: nn.Module) -> set[int]:
     return {id(p) for n, p in base.named_parameters() if n in names}
 
 
-def param_groups(model: nn.Module, weight_decay: float, *, norm_decay_mult: float = 0.0,
-                 bias_decay_mult: float = 0.0, embed_decay_mult: float = 1.0, bias_rule: str = "all",
-                 ) -> list[dict[str, Any]]:
+def param_groups(
+    model: nn.Module,
+    weight_decay: float,
+    *,
+    norm_decay_mult: float = 0.0,
+    bias_decay_mult: float = 0.0,
+    embed_decay_mult: float = 1.0,
+    bias_rule: str = "all",
+) -> list[dict[str, Any]]:
     """Parameter groups with per-kind weight decay (see the module docstring).
 
     Each group carries ``weight_decay``, ``params``, ``param_names`` and ``kind`` (norm / bias / embed / weight).
@@ -74,20 +85,36 @@ def param_groups(model: nn.Module, weight_decay: float, *, norm_decay_mult: floa
                 continue
             seen.add(id(p))
             kind = _classify(module, p_name, p, embeddings, bias_rule)
-            g = groups.setdefault(kind, {"params": [], "param_names": [], "kind": kind,
-                                         "weight_decay": weight_decay * mult[kind]})
+            g = groups.setdefault(
+                kind, {"params": [], "param_names": [], "kind": kind, "weight_decay": weight_decay * mult[kind]}
+            )
             g["params"].append(p)
             g["param_names"].append(f"{mod_name}.{p_name}" if mod_name else p_name)
     order = ["weight", "embed", "bias", "norm"]
     return [groups[k] for k in order if k in groups]
 
 
-def build_optimizer(model: nn.Module, lr: float, *, weight_decay: float = 0.05, betas: tuple[float, float] = (0.9, 0.999),
-                    eps: float = 1e-8, norm_decay_mult: float = 0.0, bias_decay_mult: float = 0.0,
-                    embed_decay_mult: float = 1.0, bias_rule: str = "all") -> torch.optim.AdamW:
+def build_optimizer(
+    model: nn.Module,
+    lr: float,
+    *,
+    weight_decay: float = 0.05,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    norm_decay_mult: float = 0.0,
+    bias_decay_mult: float = 0.0,
+    embed_decay_mult: float = 1.0,
+    bias_rule: str = "all",
+) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups` (the recipe: betas 0.9/0.999, weight decay 0.05)."""
-    groups = param_groups(model, weight_decay, norm_decay_mult=norm_decay_mult, bias_decay_mult=bias_decay_mult,
-                          embed_decay_mult=embed_decay_mult, bias_rule=bias_rule)
+    groups = param_groups(
+        model,
+        weight_decay,
+        norm_decay_mult=norm_decay_mult,
+        bias_decay_mult=bias_decay_mult,
+        embed_decay_mult=embed_decay_mult,
+        bias_rule=bias_rule,
+    )
     if not groups:
         raise ValueError("the model has no trainable parameters (is everything frozen?)")
     opt = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
@@ -104,8 +131,16 @@ class RecipeSchedule:
     writes it into an optimiser's groups (``initial_lr`` times the factor). The state is the step count alone.
     """
 
-    def __init__(self, steps_per_epoch: int, *, epochs: float = 5, warmup_epochs: float = 1,
-                 warmup_start_factor: float = 0.5, eta_min_ratio: float = 0.5, base_lr: float = 1.0) -> None:
+    def __init__(
+        self,
+        steps_per_epoch: int,
+        *,
+        epochs: float = 5,
+        warmup_epochs: float = 1,
+        warmup_start_factor: float = 0.5,
+        eta_min_ratio: float = 0.5,
+        base_lr: float = 1.0,
+    ) -> None:
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch={steps_per_epoch} must be positive")
         if not 0 <= warmup_epochs <= epochs:
@@ -153,11 +188,17 @@ class RecipeSchedule:
         return f
 
     def state_dict(self) -> dict[str, Any]:
-        return {"last_step": self.last_step, "steps_per_epoch": self.steps_per_epoch,
-                "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+        return {
+            "last_step": self.last_step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state.get("steps_per_epoch", self.steps_per_epoch)) != self.steps_per_epoch:
-            raise ValueError(f"the checkpoint's schedule has {state['steps_per_epoch']} steps per epoch, this run "
-                             f"{self.steps_per_epoch}: resume with the same data, batch size and world size")
+            raise ValueError(
+                f"the checkpoint's schedule has {state['steps_per_epoch']} steps per epoch, this run "
+                f"{self.steps_per_epoch}: resume with the same data, batch size and world size"
+            )
         self.last_step = int(state["last_step"])

@@ -1,8 +1,9 @@
 """Data parallelism behind one object: a single process, DDP, or FSDP2 (``fully_shard``; CPU/gloo and CUDA)."""
+
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Any, ContextManager
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,19 +33,24 @@ class Parallel:
         """The module to train: ``model`` itself, a DDP wrapper, or ``model`` sharded in place."""
         if self.mode == "ddp":
             from torch.nn.parallel import DistributedDataParallel as DDP
-            return DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                       find_unused_parameters=self.find_unused_parameters)
+
+            return DDP(
+                model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters,
+            )
         if self.mode == "fsdp":
             from torch.distributed.fsdp import fully_shard
 
             from ..model import GlobalUniBlock, LocalUniBlock
+
             for module in model.modules():  # every UniBlock is a unit, then the rest
                 if isinstance(module, (LocalUniBlock, GlobalUniBlock)):
                     fully_shard(module)
             fully_shard(model)
         return model
 
-    def no_sync(self, wrapped: nn.Module, last_micro_batch: bool) -> ContextManager[Any]:
+    def no_sync(self, wrapped: nn.Module, last_micro_batch: bool) -> AbstractContextManager[Any]:
         """DDP's ``no_sync`` for the micro-batches of gradient accumulation before the last one."""
         if self.mode == "ddp" and not last_micro_batch:
             return wrapped.no_sync()
@@ -57,12 +63,17 @@ class Parallel:
             return wrapped, False
         return module, self.mode == "ddp"
 
-    def full_state(self, wrapped: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer | None
-                   ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def full_state(
+        self, wrapped: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Full (unsharded) model and optimiser state on the CPU; under FSDP on rank 0 only (collective)."""
         if self.mode == "fsdp":
-            from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
-                                                                 get_optimizer_state_dict)
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+                get_optimizer_state_dict,
+            )
+
             options = StateDictOptions(full_state_dict=True, cpu_offload=True)
             sd = get_model_state_dict(wrapped, options=options)
             osd = get_optimizer_state_dict(wrapped, optimizer, options=options) if optimizer is not None else {}
@@ -70,12 +81,22 @@ class Parallel:
         sd = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
         return sd, optimizer.state_dict() if optimizer is not None else {}
 
-    def load_state(self, wrapped: nn.Module, module: nn.Module, optimizer: torch.optim.Optimizer,
-                   model_state: dict[str, Any], optimizer_state: dict[str, Any]) -> None:
+    def load_state(
+        self,
+        wrapped: nn.Module,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        model_state: dict[str, Any],
+        optimizer_state: dict[str, Any],
+    ) -> None:
         """Load full model and optimiser state (every rank read the same checkpoint)."""
         if self.mode == "fsdp":
-            from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
-                                                                 set_optimizer_state_dict)
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
             options = StateDictOptions(full_state_dict=True)
             set_model_state_dict(wrapped, model_state, options=options)
             set_optimizer_state_dict(wrapped, optimizer, optimizer_state, options=options)

@@ -1,4 +1,5 @@
 """What ``test`` writes: MMAction2-layout dumps, JSON results, per-class tables and CSVs, the confusion matrix."""
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,15 @@ from ..errors import UsageError
 from ..plots import write_confusion_png as _confusion_png
 from .evaluate import EvalResult
 
-__all__ = ["write_dump", "read_dump", "format_per_class_table", "write_per_class_csv", "write_confusion_png",
-           "protocol_record", "DUMP_SUFFIXES"]
+__all__ = [
+    "write_dump",
+    "read_dump",
+    "format_per_class_table",
+    "write_per_class_csv",
+    "write_confusion_png",
+    "protocol_record",
+    "DUMP_SUFFIXES",
+]
 
 DUMP_SUFFIXES = (".pkl", ".pickle", ".json")
 
@@ -35,8 +43,12 @@ def _mmaction2_records(result: EvalResult) -> list[dict[str, Any]]:
     preds = result.predictions
     size = result.protocol.size
     for i, path in enumerate(result.paths):
-        rec: dict[str, Any] = {"img_shape": (size, size), "num_classes": result.num_classes, "filename": path,
-                               "pred_label": preds[i:i + 1].clone().to(torch.long)}
+        rec: dict[str, Any] = {
+            "img_shape": (size, size),
+            "num_classes": result.num_classes,
+            "filename": path,
+            "pred_label": preds[i : i + 1].clone().to(torch.long),
+        }
         if result.labels[i] is not None:
             rec["gt_label"] = torch.tensor([result.labels[i]], dtype=torch.long)
         rec["pred_score"] = result.scores[i].clone()
@@ -52,8 +64,12 @@ def _json_payload(result: EvalResult, topk: int = 5) -> dict[str, Any]:
     for i, path in enumerate(result.paths):
         label = result.labels[i]
         pred = int(result.predictions[i])
-        entry: dict[str, Any] = {"path": path, "label": label, "pred_label": pred,
-                                 "pred_score": float(result.scores[i, pred])}
+        entry: dict[str, Any] = {
+            "path": path,
+            "label": label,
+            "pred_label": pred,
+            "pred_score": float(result.scores[i, pred]),
+        }
         if result.class_names is not None:
             entry["label_name"] = None if label is None else result.class_name(label)
             entry["pred_name"] = result.class_name(pred)
@@ -107,8 +123,10 @@ def format_per_class_table(result: EvalResult, max_rows: int = 50) -> str:
         rows = sorted([r for r in rows if r["count"]], key=lambda r: (r["accuracy"], r["class"]))[:max_rows]
         note = f"\n(the {max_rows} classes with the lowest accuracy; every class is in the CSV)"
     header = ["class", "name", "videos", "correct", "predicted", "accuracy"]
-    table = [[str(r["class"]), r["name"][:40], str(r["count"]), str(r["correct"]), str(r["predicted"]),
-              _fmt(r["accuracy"])] for r in rows]
+    table = [
+        [str(r["class"]), r["name"][:40], str(r["count"]), str(r["correct"]), str(r["predicted"]), _fmt(r["accuracy"])]
+        for r in rows
+    ]
     widths = [max(len(x) for x in col) for col in zip(header, *table)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
@@ -122,8 +140,17 @@ def write_per_class_csv(path: str | os.PathLike, result: EvalResult) -> Path:
         w = csv.writer(f)
         w.writerow(["class", "name", "videos", "correct", "predicted", "accuracy"])
         for r in rows:
-            w.writerow([r["class"], r["name"], r["count"], r["correct"], r["predicted"],
-                        "" if r["accuracy"] is None else repr(r["accuracy"])])
+            w.writerow(
+                [
+                    r["class"],
+                    r["name"],
+                    r["count"],
+                    r["correct"],
+                    r["predicted"],
+                    "" if r["accuracy"] is None else repr(r["accuracy"]),
+                ]
+            )
+
     return atomic_write_file(path, write, binary=False)
 
 

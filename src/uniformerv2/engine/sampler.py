@@ -1,8 +1,9 @@
 """The training data order: DistributedSampler's, resumable at any position of an epoch."""
+
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -34,11 +35,11 @@ class ResumableSampler(torch.utils.data.Sampler):
             order = list(range(self.n))
         total = self.num_samples * self.world_size
         while len(order) < total:
-            order += order[:total - len(order)]
-        return order[self.rank:total:self.world_size]
+            order += order[: total - len(order)]
+        return order[self.rank : total : self.world_size]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        for i in self.indices(self.epoch)[self.start:]:
+        for i in self.indices(self.epoch)[self.start :]:
             yield (self.epoch, i)
 
     def __len__(self) -> int:

@@ -9,6 +9,7 @@ the same way: a kill at any moment leaves the previous checkpoint and pointer in
 newest are kept; the best by validation top-1 is kept apart as ``best.pt`` with ``best.json`` saying which
 epoch/step and score it is.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ from ..atomic import atomic_copy, atomic_write, atomic_write_text
 from ..errors import TrainingStateError
 
 __all__ = [
-    "atomic_torch_save", "capture_rng_state", "restore_rng_state", "CheckpointManager",
-    "load_training_state", "find_resume_checkpoint", "TrainingStateError",
+    "atomic_torch_save",
+    "capture_rng_state",
+    "restore_rng_state",
+    "CheckpointManager",
+    "load_training_state",
+    "find_resume_checkpoint",
+    "TrainingStateError",
 ]
 
 _NAME = re.compile(r"^epoch_(\d+)_step_(\d+)\.pt$")
@@ -38,13 +44,19 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
 # ------------------------------------------------------------------------------------------------ RNG states
 
+
 def capture_rng_state() -> dict[str, Any]:
     """Python, NumPy (global), torch CPU and all CUDA generators, as weights-only-loadable objects."""
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -56,8 +68,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py[-2], tuple(int(x) for x in py[:-2]), py[-1]))
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         cuda = state["cuda"]
@@ -67,6 +80,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------------------------- checkpoints
 
+
 def load_training_state(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a training checkpoint (never unpickles code); a damaged file raises :class:`TrainingStateError`."""
     path = Path(path)
@@ -74,9 +88,11 @@ def load_training_state(path: str | os.PathLike, map_location: str | torch.devic
         state = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise TrainingStateError(f"{path}: no such training checkpoint") from None
-    except Exception as e:  # truncated, foreign or malicious files
-        raise TrainingStateError(f"{path}: not a readable training checkpoint ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    except Exception as e:  # noqa: BLE001 - truncated, foreign or malicious files
+        raise TrainingStateError(
+            f"{path}: not a readable training checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise TrainingStateError(f"{path}: not a uniformerv2 training checkpoint (no model/epoch entries)")
     return state
@@ -132,8 +148,9 @@ class CheckpointManager:
     def list(self) -> list[Path]:
         return sorted(self.dir.glob("epoch_*_step_*.pt"), key=_sort_key)
 
-    def save(self, state: dict[str, Any], *, epoch: int, step: int, top1: float | None = None,
-             is_best: bool = False) -> Path:
+    def save(
+        self, state: dict[str, Any], *, epoch: int, step: int, top1: float | None = None, is_best: bool = False
+    ) -> Path:
         """Write ``state`` as ``epoch_{epoch}_step_{step}.pt``, move the pointer, prune, and copy it to best."""
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in self.dir.glob(".*.tmp"):  # temporaries of a write that was killed
@@ -146,9 +163,11 @@ class CheckpointManager:
         atomic_write_text(self.dir / "last_checkpoint", path.name + "\n")
         if is_best:
             atomic_copy(path, self.best_path)
-            atomic_write_text(self.dir / "best.json", json.dumps({"checkpoint": path.name, "epoch": epoch, "step": step,
-                                                             "top1": top1}, indent=1) + "\n")
-        for old in self.list()[:-self.keep_last]:
+            atomic_write_text(
+                self.dir / "best.json",
+                json.dumps({"checkpoint": path.name, "epoch": epoch, "step": step, "top1": top1}, indent=1) + "\n",
+            )
+        for old in self.list()[: -self.keep_last]:
             if old != path:
                 old.unlink(missing_ok=True)
         return path

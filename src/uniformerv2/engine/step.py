@@ -1,10 +1,12 @@
 """One optimiser step of training: its micro-batches forward under autocast and backward through the grad scaler
 (gradients synchronised on the last one only), then unscale, clip and step; and the running sums a log line
 averages. What every step does lives here: the loss, what is measured, the gradient's treatment."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,9 +46,18 @@ class TrainStep:
     ``loss(logits, y)`` is computed in float32 whatever the autocast dtype; cross-entropy by default.
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                 parallel: Parallel, *, device: torch.device, amp_dtype: torch.dtype | None,
-                 clip_grad: float | None, loss: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        parallel: Parallel,
+        *,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+        clip_grad: float | None,
+        loss: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    ) -> None:
         self.model, self.optimizer, self.scaler, self.parallel = model, optimizer, scaler, parallel
         self.device, self.amp_dtype, self.clip_grad, self.loss = device, amp_dtype, clip_grad, loss
 

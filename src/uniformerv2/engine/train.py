@@ -15,6 +15,7 @@ DistributedSampler-style share of each global batch; the model is wrapped in DDP
 processes with half the batch each follow the same trajectory as one process with the whole batch (up to float
 summation order), given no dropout.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,10 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,12 +48,26 @@ from .evaluate import evaluate
 from .optim import RecipeSchedule, build_optimizer, scaled_lr
 from .parallel import Parallel
 from .sampler import ResumableSampler
-from .state import CheckpointManager, find_resume_checkpoint, load_training_state, capture_rng_state, restore_rng_state
-from .state import TrainingStateError
+from .state import (
+    CheckpointManager,
+    TrainingStateError,
+    capture_rng_state,
+    find_resume_checkpoint,
+    load_training_state,
+    restore_rng_state,
+)
 from .step import StepSums, TrainStep, collate
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "train", "build_model", "ResumableSampler", "BadSamplesError",
-           "check_samples"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "train",
+    "build_model",
+    "ResumableSampler",
+    "BadSamplesError",
+    "check_samples",
+]
 
 
 @dataclass
@@ -97,9 +113,16 @@ class Trainer:
     optimiser step), 'epoch' (after validation) and 'checkpoint' (after a checkpoint is written).
     """
 
-    def __init__(self, cfg: TrainConfig, *, train_samples: Sequence[Any] | None = None,
-                 val_samples: Sequence[Any] | None = None, model: nn.Module | None = None,
-                 callbacks: Sequence[Callable[..., None]] = (), class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        train_samples: Sequence[Any] | None = None,
+        val_samples: Sequence[Any] | None = None,
+        model: nn.Module | None = None,
+        callbacks: Sequence[Callable[..., None]] = (),
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         self.cfg = cfg
         self._train_samples = train_samples
         self._val_samples = val_samples
@@ -151,15 +174,20 @@ class Trainer:
             cfg = self.cfg  # the folders gave the class count
         else:
             train_samples = self._samples(cfg.ann_file, cfg.data_root, self._train_samples, "train")
-            val_samples = self._samples(cfg.val_ann_file, cfg.val_data_root if cfg.val_data_root is not None
-                                        else cfg.data_root, self._val_samples, "val")
+            val_samples = self._samples(
+                cfg.val_ann_file,
+                cfg.val_data_root if cfg.val_data_root is not None else cfg.data_root,
+                self._val_samples,
+                "val",
+            )
         if not train_samples:
             raise UsageError("no training data: pass --folder DIR, or --ann-file FILE (and --data-root)")
         num_classes = (self._model.cfg if self._model is not None else run_architecture(cfg)[0]).num_classes
         # bad input is reported before anything expensive happens
         self.train_samples = checked_samples(cfg, train_samples, num_classes, "train", self.work_dir, self._log)
-        self.val_samples = (checked_samples(cfg, val_samples, num_classes, "val", self.work_dir, self._log)
-                            if val_samples else None)
+        self.val_samples = (
+            checked_samples(cfg, val_samples, num_classes, "val", self.work_dir, self._log) if val_samples else None
+        )
 
         model = self._model if self._model is not None else build_model(cfg)
         if self.class_names is None and cfg.labels:
@@ -173,14 +201,21 @@ class Trainer:
         self.module = model
         torch.manual_seed(cfg.seed + self.rank)  # dropout / drop-path streams per rank
 
-        tf = TrainTransform(short_side=cfg.short_side, size=self.size, randaug=cfg.randaug,
-                            randaug_magnitude=cfg.randaug_magnitude, randaug_num_layers=cfg.randaug_num_layers,
-                            randaug_prob=cfg.randaug_prob, area_range=tuple(cfg.area_range),
-                            aspect_ratio_range=tuple(cfg.aspect_ratio_range), flip_ratio=cfg.flip_ratio)
-        self.dataset = TrainClipsDataset(self.train_samples, frames=self.frames, seed=cfg.seed, transform=tf,
-                                         backend=cfg.backend)
-        self.sampler = ResumableSampler(len(self.dataset), rank=self.rank, world_size=self.world_size,
-                                        seed=cfg.seed)
+        tf = TrainTransform(
+            short_side=cfg.short_side,
+            size=self.size,
+            randaug=cfg.randaug,
+            randaug_magnitude=cfg.randaug_magnitude,
+            randaug_num_layers=cfg.randaug_num_layers,
+            randaug_prob=cfg.randaug_prob,
+            area_range=tuple(cfg.area_range),
+            aspect_ratio_range=tuple(cfg.aspect_ratio_range),
+            flip_ratio=cfg.flip_ratio,
+        )
+        self.dataset = TrainClipsDataset(
+            self.train_samples, frames=self.frames, seed=cfg.seed, transform=tf, backend=cfg.backend
+        )
+        self.sampler = ResumableSampler(len(self.dataset), rank=self.rank, world_size=self.world_size, seed=cfg.seed)
         self.batches_per_epoch = math.ceil(self.sampler.num_samples / cfg.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.accum_steps)
         self.total_steps = int(cfg.epochs * self.steps_per_epoch)
@@ -191,25 +226,50 @@ class Trainer:
 
         total_batch = cfg.batch_size * self.world_size * cfg.accum_steps
         self.lr = cfg.lr if cfg.lr is not None else scaled_lr(cfg.base_lr, total_batch, cfg.base_batch_size)
-        self.optimizer = build_optimizer(self.model, self.lr, weight_decay=cfg.weight_decay,
-                                         betas=tuple(cfg.betas), eps=cfg.eps, norm_decay_mult=cfg.norm_decay_mult,
-                                         bias_decay_mult=cfg.bias_decay_mult, embed_decay_mult=cfg.embed_decay_mult,
-                                         bias_rule=cfg.bias_rule)
-        self.schedule = RecipeSchedule(self.steps_per_epoch, epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
-                                       warmup_start_factor=cfg.warmup_start_factor, eta_min_ratio=cfg.eta_min_ratio,
-                                       base_lr=self.lr)
+        self.optimizer = build_optimizer(
+            self.model,
+            self.lr,
+            weight_decay=cfg.weight_decay,
+            betas=tuple(cfg.betas),
+            eps=cfg.eps,
+            norm_decay_mult=cfg.norm_decay_mult,
+            bias_decay_mult=cfg.bias_decay_mult,
+            embed_decay_mult=cfg.embed_decay_mult,
+            bias_rule=cfg.bias_rule,
+        )
+        self.schedule = RecipeSchedule(
+            self.steps_per_epoch,
+            epochs=cfg.epochs,
+            warmup_epochs=cfg.warmup_epochs,
+            warmup_start_factor=cfg.warmup_start_factor,
+            eta_min_ratio=cfg.eta_min_ratio,
+            base_lr=self.lr,
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.train_step = TrainStep(self.model, self.optimizer, self.scaler, self.parallel, device=self.device,
-                                    amp_dtype=self.amp_dtype, clip_grad=cfg.clip_grad)
+        self.train_step = TrainStep(
+            self.model,
+            self.optimizer,
+            self.scaler,
+            self.parallel,
+            device=self.device,
+            amp_dtype=self.amp_dtype,
+            clip_grad=cfg.clip_grad,
+        )
         self.ckpt = CheckpointManager(self.work_dir, keep_last=cfg.keep_last)
         self.jsonl = _JsonLog(self.work_dir / "log.jsonl", self.rank == 0)
         self.epoch, self.batches_done, self.global_step = 0, 0, 0
         self.best_top1: float | None = None
         if self.rank == 0:
-            meta = {"config": cfg.to_dict(), "model_config": model.cfg.to_dict(), "world_size": self.world_size,
-                    "lr": self.lr, "total_batch": total_batch, "steps_per_epoch": self.steps_per_epoch,
-                    "train_videos": len(self.train_samples),
-                    "val_videos": len(self.val_samples) if self.val_samples else 0}
+            meta = {
+                "config": cfg.to_dict(),
+                "model_config": model.cfg.to_dict(),
+                "world_size": self.world_size,
+                "lr": self.lr,
+                "total_batch": total_batch,
+                "steps_per_epoch": self.steps_per_epoch,
+                "train_videos": len(self.train_samples),
+                "val_videos": len(self.val_samples) if self.val_samples else 0,
+            }
             atomic_write_text(self.work_dir / "train_config.json", json.dumps(meta, indent=1) + "\n")
 
     # ------------------------------------------------------------------------------------------- state
@@ -220,18 +280,29 @@ class Trainer:
         rngs = D.all_gather_objects(capture_rng_state())
         model_sd, optim_sd = self.parallel.full_state(self.model, self.module, self.optimizer)
         return {
-            "format": "uniformerv2-train", "version": 1,
-            "model": model_sd, "model_config": json.dumps(self.model_cfg.to_dict()),
-            "optimizer": optim_sd, "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
-            "rng": rngs, "epoch": self.epoch, "batches_done": self.batches_done, "global_step": self.global_step,
-            "best_top1": self.best_top1, "history": json.dumps(self.history), "world_size": self.world_size,
+            "format": "uniformerv2-train",
+            "version": 1,
+            "model": model_sd,
+            "model_config": json.dumps(self.model_cfg.to_dict()),
+            "optimizer": optim_sd,
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rngs,
+            "epoch": self.epoch,
+            "batches_done": self.batches_done,
+            "global_step": self.global_step,
+            "best_top1": self.best_top1,
+            "history": json.dumps(self.history),
+            "world_size": self.world_size,
             "config": json.dumps(self.cfg.to_dict()),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state.get("world_size", 1)) != self.world_size:
-            raise TrainingStateError(f"the checkpoint was written by {state.get('world_size')} processes and this "
-                                     f"run has {self.world_size}: exact resume needs the same world size")
+            raise TrainingStateError(
+                f"the checkpoint was written by {state.get('world_size')} processes and this "
+                f"run has {self.world_size}: exact resume needs the same world size"
+            )
         self.parallel.load_state(self.model, self.module, self.optimizer, state["model"], state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
@@ -257,9 +328,11 @@ class Trainer:
     def _export(self, path: Path, model_state: dict[str, torch.Tensor]) -> Path:
         """The model as one of our self-describing checkpoints: architecture, protocol and class names."""
         from ..checkpoint import save_checkpoint
+
         pretrained = self.module.pretrained_cfg.replace(
             protocol=self.module.pretrained_cfg.protocol.replace(frames=self.frames, size=self.size),
-            class_names=tuple(self.class_names) if self.class_names else None)
+            class_names=tuple(self.class_names) if self.class_names else None,
+        )
         return save_checkpoint(model_state, path, config=self.model_cfg, extra_metadata=pretrained.to_metadata())
 
     def _resume(self) -> None:
@@ -276,8 +349,10 @@ class Trainer:
         state = load_training_state(path)
         self.load_state_dict(state)
         self.jsonl.truncate_after(self.global_step)
-        self._log(f"resumed from {path}: epoch {self.epoch}, step {self.global_step} "
-                  f"({self.batches_done} of {self.batches_per_epoch} batches of the epoch done)")
+        self._log(
+            f"resumed from {path}: epoch {self.epoch}, step {self.global_step} "
+            f"({self.batches_done} of {self.batches_per_epoch} batches of the epoch done)"
+        )
 
     # -------------------------------------------------------------------------------------------- loop
     def _loader(self, epoch: int, start_batch: int) -> torch.utils.data.DataLoader:
@@ -286,20 +361,35 @@ class Trainer:
         gen = torch.Generator()
         gen.manual_seed(cfg.seed)  # the loader never draws from the global RNG
         return torch.utils.data.DataLoader(
-            self.dataset, batch_size=cfg.batch_size, sampler=self.sampler, num_workers=cfg.workers,
-            collate_fn=collate, pin_memory=self.device.type == "cuda", drop_last=False, generator=gen,
-            persistent_workers=False, prefetch_factor=2 if cfg.workers > 0 else None)
+            self.dataset,
+            batch_size=cfg.batch_size,
+            sampler=self.sampler,
+            num_workers=cfg.workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            drop_last=False,
+            generator=gen,
+            persistent_workers=False,
+            prefetch_factor=2 if cfg.workers > 0 else None,
+        )
 
     def train_epoch(self, epoch: int) -> None:
         from tqdm.auto import tqdm
+
         cfg = self.cfg
         self.model.train()
         start_batch = self.batches_done
         loader = self._loader(epoch, start_batch)
         steps_this_epoch = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
-        bar = tqdm(total=steps_this_epoch, initial=start_batch // cfg.accum_steps, unit="step", dynamic_ncols=True,
-                   desc=f"epoch {epoch + 1}/{self.num_epochs}", disable=not cfg.progress or self.rank != 0,
-                   file=sys.stderr)
+        bar = tqdm(
+            total=steps_this_epoch,
+            initial=start_batch // cfg.accum_steps,
+            unit="step",
+            dynamic_ncols=True,
+            desc=f"epoch {epoch + 1}/{self.num_epochs}",
+            disable=not cfg.progress or self.rank != 0,
+            file=sys.stderr,
+        )
         sums = StepSums()
         t0 = time.perf_counter()
         batch_in_step = 0
@@ -331,19 +421,28 @@ class Trainer:
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", refresh=False)
             if self.global_step % cfg.log_interval == 0 or self.batches_done == self.batches_per_epoch:
                 mean_loss, acc = sums.reduce(self.device)
-                rec = {"type": "train", "epoch": epoch + 1, "global_step": self.global_step,
-                       "epoch_float": epoch + (step_in_epoch + 1) / self.steps_per_epoch,
-                       "lr": lr, "loss": mean_loss, "acc": acc,
-                       "grad_norm": grad_norm, "time_per_step": (time.perf_counter() - t0) / max(1, micro)
-                       * cfg.accum_steps}
+                rec = {
+                    "type": "train",
+                    "epoch": epoch + 1,
+                    "global_step": self.global_step,
+                    "epoch_float": epoch + (step_in_epoch + 1) / self.steps_per_epoch,
+                    "lr": lr,
+                    "loss": mean_loss,
+                    "acc": acc,
+                    "grad_norm": grad_norm,
+                    "time_per_step": (time.perf_counter() - t0) / max(1, micro) * cfg.accum_steps,
+                }
                 self.history.append(rec)
                 self.jsonl.write(rec)
                 sums = StepSums()
                 t0, micro = time.perf_counter(), 0
             for cb in self.callbacks:
                 cb(self, "step", {"epoch": epoch, "global_step": self.global_step, "loss": loss_value})
-            if cfg.checkpoint_interval_steps and self.global_step % cfg.checkpoint_interval_steps == 0 \
-                    and self.batches_done < self.batches_per_epoch:
+            if (
+                cfg.checkpoint_interval_steps
+                and self.global_step % cfg.checkpoint_interval_steps == 0
+                and self.batches_done < self.batches_per_epoch
+            ):
                 self.save()
             if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
                 break
@@ -355,9 +454,18 @@ class Trainer:
         cfg = self.cfg
         net, split = self.parallel.evaluation(self.model, self.module)
         protocol = Protocol(self.frames, self.size, cfg.val_clips, cfg.val_crops)
-        result = evaluate(net, self.val_samples, protocol, batch_views=cfg.val_batch_views, workers=cfg.workers,
-                          device=self.device, dtype=self.amp_dtype, progress=False, backend=cfg.backend,
-                          distributed=split)
+        result = evaluate(
+            net,
+            self.val_samples,
+            protocol,
+            batch_views=cfg.val_batch_views,
+            workers=cfg.workers,
+            device=self.device,
+            dtype=self.amp_dtype,
+            progress=False,
+            backend=cfg.backend,
+            distributed=split,
+        )
         self.model.train()
         m = dict(result.metrics)
         if result.failures:
@@ -372,15 +480,17 @@ class Trainer:
         self._resume()
         cfg = self.cfg
         if self.rank == 0:
-            self._log(f"training {len(self.train_samples)} videos on {self.world_size} process(es) ({self.device}): "
-                      f"{self.steps_per_epoch} steps/epoch x {cfg.epochs} epochs, lr {self.lr:.3g}, "
-                      f"total batch {cfg.batch_size * self.world_size * cfg.accum_steps}; work dir {self.work_dir}")
+            self._log(
+                f"training {len(self.train_samples)} videos on {self.world_size} process(es) ({self.device}): "
+                f"{self.steps_per_epoch} steps/epoch x {cfg.epochs} epochs, lr {self.lr:.3g}, "
+                f"total batch {cfg.batch_size * self.world_size * cfg.accum_steps}; work dir {self.work_dir}"
+            )
         stop = False
         while self.epoch < self.num_epochs and not stop:
             epoch = self.epoch
             if self.batches_done < self.batches_per_epoch and self.global_step < self.total_steps:
                 self.train_epoch(epoch)
-            stop = (cfg.max_steps is not None and self.global_step >= cfg.max_steps)
+            stop = cfg.max_steps is not None and self.global_step >= cfg.max_steps
             epoch_done = self.batches_done >= self.batches_per_epoch or self.global_step >= self.total_steps
             if not epoch_done:
                 break
@@ -395,8 +505,7 @@ class Trainer:
                 is_best = self.best_top1 is None or metrics["top1"] > self.best_top1
                 if is_best:
                     self.best_top1 = metrics["top1"]
-                self._log(f"epoch {epoch + 1}: val top-1 {metrics['top1']:.4f}"
-                          + (" (best)" if is_best else ""))
+                self._log(f"epoch {epoch + 1}: val top-1 {metrics['top1']:.4f}" + (" (best)" if is_best else ""))
             self.epoch, self.batches_done = epoch + 1, 0
             for cb in self.callbacks:
                 cb(self, "epoch", {"epoch": epoch, "metrics": metrics})
@@ -414,9 +523,16 @@ class Trainer:
             write_curves(self.history, self.work_dir / "curves.png")
         D.barrier()
         best = self.work_dir / "best_model.safetensors"
-        return TrainResult(work_dir=self.work_dir, model_path=model_path, best_path=best if best.is_file() else None,
-                           best_top1=self.best_top1, history=self.history, steps=self.global_step,
-                           epochs=self.epoch, model=self.module)
+        return TrainResult(
+            work_dir=self.work_dir,
+            model_path=model_path,
+            best_path=best if best.is_file() else None,
+            best_top1=self.best_top1,
+            history=self.history,
+            steps=self.global_step,
+            epochs=self.epoch,
+            model=self.module,
+        )
 
 
 def train(cfg: TrainConfig | None = None, **kwargs: Any) -> TrainResult:

@@ -33,6 +33,7 @@ at most ``batch_views`` views. Under ``torchrun`` every process takes a disjoint
 * :mod:`.journal`: the journal, the run's settings and the manifest; :mod:`.files`: one video's files
 * :mod:`.run`: :func:`extract`, the decoding stream and the run loop
 """
+
 from ..duration import Duration
 from ..model import FEATURE_KINDS
 from .jobs import FORMATS, VideoJob, assign_outputs, collect_videos
@@ -41,6 +42,21 @@ from .network import feature_forward
 from .run import MODES, ExtractResult, extract
 from .windows import WindowPlan, WindowSpec, plan_windows
 
-__all__ = ["FEATURE_KINDS", "MODES", "FORMATS", "Duration", "WindowSpec", "WindowPlan", "VideoJob", "ExtractResult",
-           "feature_forward", "plan_windows", "collect_videos", "assign_outputs", "extract", "read_journal",
-           "write_manifest", "MANIFEST_FIELDS"]
+__all__ = [
+    "FEATURE_KINDS",
+    "MODES",
+    "FORMATS",
+    "Duration",
+    "WindowSpec",
+    "WindowPlan",
+    "VideoJob",
+    "ExtractResult",
+    "feature_forward",
+    "plan_windows",
+    "collect_videos",
+    "assign_outputs",
+    "extract",
+    "read_journal",
+    "write_manifest",
+    "MANIFEST_FIELDS",
+]

@@ -1,5 +1,6 @@
 """The files of one extracted video: its features (``.npy`` or ``.safetensors``) and, in windows mode, the windows
 table beside them (``.windows.csv``), each written atomically and described (size, sha256) for the journal."""
+
 from __future__ import annotations
 
 import csv
@@ -39,8 +40,16 @@ def _windows_csv(plan: WindowPlan) -> bytes:
     writer = csv.writer(out)
     writer.writerow(["window", "start_s", "end_s", "start_frame", "end_frame", "frames"])
     for i in range(len(plan)):
-        writer.writerow([i, f"{plan.starts_s[i]:.6f}", f"{plan.ends_s[i]:.6f}", int(plan.start_frame[i]),
-                         int(plan.end_frame[i]), " ".join(str(int(v)) for v in plan.indices[i])])
+        writer.writerow(
+            [
+                i,
+                f"{plan.starts_s[i]:.6f}",
+                f"{plan.ends_s[i]:.6f}",
+                int(plan.start_frame[i]),
+                int(plan.end_frame[i]),
+                " ".join(str(int(v)) for v in plan.indices[i]),
+            ]
+        )
     return out.getvalue().encode("utf-8")
 
 
@@ -50,16 +59,22 @@ def _features_bytes(features: np.ndarray, fmt: str, plan: WindowPlan | None, met
         np.save(buf, features, allow_pickle=False)
         return buf.getvalue()
     from safetensors.numpy import save
+
     tensors = {"features": np.ascontiguousarray(features)}
     if plan is not None:
-        tensors.update(start_s=np.asarray(plan.starts_s, np.float64), end_s=np.asarray(plan.ends_s, np.float64),
-                       start_frame=plan.start_frame, end_frame=plan.end_frame,
-                       frame_indices=np.ascontiguousarray(plan.indices))
+        tensors.update(
+            start_s=np.asarray(plan.starts_s, np.float64),
+            end_s=np.asarray(plan.ends_s, np.float64),
+            start_frame=plan.start_frame,
+            end_frame=plan.end_frame,
+            frame_indices=np.ascontiguousarray(plan.indices),
+        )
     return save(tensors, metadata=meta)
 
 
-def write_video_files(out_dir: Path, job: VideoJob, features: np.ndarray, fmt: str, plan: WindowPlan | None,
-                      meta: dict[str, str]) -> list[dict[str, Any]]:
+def write_video_files(
+    out_dir: Path, job: VideoJob, features: np.ndarray, fmt: str, plan: WindowPlan | None, meta: dict[str, str]
+) -> list[dict[str, Any]]:
     """Write ``job``'s features (float32; with ``plan``, the windows table first) under ``out_dir``; return what
     the journal records of each file (``file``, ``bytes``, ``sha256``), the features file first. ``meta``: strings
     a safetensors file carries."""

@@ -1,10 +1,11 @@
 """The videos of an extraction run and the feature file each one gets, named after its relative path."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..data.lists import find_videos
 from ..errors import UsageError
@@ -42,8 +43,9 @@ def _safe_rel(rel: str) -> str:
     return str(Path(*parts)) if parts else "video"
 
 
-def collect_videos(inputs: Sequence[str] = (), *, ann_file: str | os.PathLike | None = None,
-                   data_root: str | os.PathLike = "") -> list[VideoJob]:
+def collect_videos(
+    inputs: Sequence[str] = (), *, ann_file: str | os.PathLike | None = None, data_root: str | os.PathLike = ""
+) -> list[VideoJob]:
     """The videos of a run and their relative paths (:func:`uniformerv2.data.find_videos`): an annotation list
     (paths as listed, relative to ``data_root``), or files (their name), folders (paths below the folder) and globs
     (paths below the glob's fixed part). Folders and globs that hold no video are kept as they are (the run reports
@@ -62,10 +64,15 @@ def assign_outputs(jobs: Sequence[VideoJob], fmt: str) -> list[VideoJob]:
     seen: dict[str, str] = {}
     for job in jobs:
         if job.rel in seen:
-            what = "is listed twice" if os.path.abspath(seen[job.rel]) == os.path.abspath(job.path) else \
-                f"is the relative path of two videos ({seen[job.rel]} and {job.path})"
-            raise UsageError(f"{job.rel} {what}: each video's features go to one file named after its relative "
-                             "path; give a folder or an --ann-file whose paths tell the videos apart")
+            what = (
+                "is listed twice"
+                if os.path.abspath(seen[job.rel]) == os.path.abspath(job.path)
+                else f"is the relative path of two videos ({seen[job.rel]} and {job.path})"
+            )
+            raise UsageError(
+                f"{job.rel} {what}: each video's features go to one file named after its relative "
+                "path; give a folder or an --ann-file whose paths tell the videos apart"
+            )
         seen[job.rel] = job.path
     stems: dict[str, int] = {}
     for job in jobs:

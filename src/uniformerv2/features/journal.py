@@ -1,6 +1,7 @@
 """The record of an extraction run: the journal (one JSON line per finished or failed video, appended as it
 happens, so a killed run loses at most the video in flight), the run's settings, and the manifest rebuilt from the
 journal (``manifest.csv`` / ``manifest.json``)."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,9 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,19 +22,55 @@ from ..protocol import Protocol
 from .jobs import VideoJob
 from .windows import WindowSpec
 
-__all__ = ["LOG_PREFIX", "MANIFEST_FIELDS", "Journal", "log_files", "read_journal", "run_settings",
-           "settings_differences", "latest_records", "job_complete", "write_manifest", "round_number", "sha256_bytes"]
+__all__ = [
+    "LOG_PREFIX",
+    "MANIFEST_FIELDS",
+    "Journal",
+    "log_files",
+    "read_journal",
+    "run_settings",
+    "settings_differences",
+    "latest_records",
+    "job_complete",
+    "write_manifest",
+    "round_number",
+    "sha256_bytes",
+]
 
 LOG_PREFIX = "manifest.log"
 MANIFEST_FIELDS = (
-    "video", "status", "reason", "output", "num_windows", "feature_dim", "feature_shape", "fps", "frames",
-    "duration_s", "window_frames", "stride_frames", "window_s", "stride_s", "feat_stride", "num_frames",
-    "default_fps", "clip_frames", "views", "kind", "mode", "model", "checkpoint", "checkpoint_sha256", "path",
-    "sha256", "run",
+    "video",
+    "status",
+    "reason",
+    "output",
+    "num_windows",
+    "feature_dim",
+    "feature_shape",
+    "fps",
+    "frames",
+    "duration_s",
+    "window_frames",
+    "stride_frames",
+    "window_s",
+    "stride_s",
+    "feat_stride",
+    "num_frames",
+    "default_fps",
+    "clip_frames",
+    "views",
+    "kind",
+    "mode",
+    "model",
+    "checkpoint",
+    "checkpoint_sha256",
+    "path",
+    "sha256",
+    "run",
 )
 
 
 # ---------------------------------------------------------------------------------------------- the journal
+
 
 def log_files(out_dir: Path) -> list[Path]:
     """Every process's journal in ``out_dir``."""
@@ -51,8 +89,9 @@ class Journal:
 
     def append(self, entry: dict[str, Any]) -> None:
         self.seq += 1
-        append_line(self.path, json.dumps({**entry, "run": self.run, "rank": self.rank, "time": time.time(),
-                                           "seq": self.seq}))
+        append_line(
+            self.path, json.dumps({**entry, "run": self.run, "rank": self.rank, "time": time.time(), "seq": self.seq})
+        )
 
 
 def read_journal(out_dir: str | os.PathLike) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -93,8 +132,12 @@ def _file_ok(out_dir: Path, entry: dict[str, Any]) -> bool:
 
 def _complete(out_dir: Path, record: dict[str, Any] | None) -> bool:
     """Whether a journal record says the video is done and its files are on disk, whole and unchanged."""
-    return bool(record and record.get("event") == "done" and record.get("files")
-                and all(_file_ok(out_dir, f) for f in record["files"]))
+    return bool(
+        record
+        and record.get("event") == "done"
+        and record.get("files")
+        and all(_file_ok(out_dir, f) for f in record["files"])
+    )
 
 
 def job_complete(out_dir: Path, job: VideoJob, record: dict[str, Any] | None) -> bool:
@@ -113,11 +156,11 @@ def latest_records(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any
 
 # --------------------------------------------------------------------------------------------- the settings
 
+
 def _checkpoint_info(model: nn.Module) -> dict[str, Any]:
     pretrained = getattr(model, "pretrained_cfg", None)
     source = getattr(pretrained, "checkpoint", None)
-    info: dict[str, Any] = {"model": getattr(pretrained, "preset", None), "checkpoint": None,
-                            "checkpoint_sha256": None}
+    info: dict[str, Any] = {"model": getattr(pretrained, "preset", None), "checkpoint": None, "checkpoint_sha256": None}
     if source is None:
         return info
     info["checkpoint"] = os.path.basename(str(source)) or str(source)
@@ -125,6 +168,7 @@ def _checkpoint_info(model: nn.Module) -> dict[str, Any]:
         info["model"] = info["checkpoint"]
     try:
         from ..hub import resolve
+
         path = resolve(source, progress=False)
         digest = hashlib.sha256()
         with open(path, "rb") as f:
@@ -136,13 +180,26 @@ def _checkpoint_info(model: nn.Module) -> dict[str, Any]:
     return info
 
 
-def run_settings(model: nn.Module, mode: str, kind: str, protocol: Protocol, spec: WindowSpec | None, fmt: str,
-                 dtype: torch.dtype | None, backend: str) -> dict[str, Any]:
+def run_settings(
+    model: nn.Module,
+    mode: str,
+    kind: str,
+    protocol: Protocol,
+    spec: WindowSpec | None,
+    fmt: str,
+    dtype: torch.dtype | None,
+    backend: str,
+) -> dict[str, Any]:
     """What makes two runs' features the same: a run in an ``out_dir`` whose journal has other settings is
     refused."""
-    s: dict[str, Any] = {"mode": mode, "kind": kind, "format": fmt, "backend": backend,
-                         "dtype": str(dtype or torch.float32).replace("torch.", ""),
-                         **_checkpoint_info(model)}
+    s: dict[str, Any] = {
+        "mode": mode,
+        "kind": kind,
+        "format": fmt,
+        "backend": backend,
+        "dtype": str(dtype or torch.float32).replace("torch.", ""),
+        **_checkpoint_info(model),
+    }
     if mode == "video":
         s["protocol"] = protocol.to_dict()
     else:
@@ -177,6 +234,7 @@ def settings_differences(old: dict[str, Any] | None, new: dict[str, Any]) -> lis
 
 # --------------------------------------------------------------------------------------------- the manifest
 
+
 def round_number(x: float | None, digits: int = 6) -> float | int | None:
     """``x`` rounded, an int when it is whole (frame counts, strides: ActionFormer reads them as ints)."""
     if x is None:
@@ -185,17 +243,25 @@ def round_number(x: float | None, digits: int = 6) -> float | int | None:
     return int(x) if x.is_integer() else x
 
 
-def _rows(jobs: Sequence[VideoJob], latest: dict[str, dict[str, Any]], settings: dict[str, Any]
-          ) -> list[dict[str, Any]]:
+def _rows(
+    jobs: Sequence[VideoJob], latest: dict[str, dict[str, Any]], settings: dict[str, Any]
+) -> list[dict[str, Any]]:
     rows = []
     for job in jobs:
         r = latest.get(job.rel) or {}
         status = {"done": "ok", "failed": "failed"}.get(r.get("event"), "pending")
         row = {k: "" for k in MANIFEST_FIELDS}
         row.update({k: r.get(k, "") for k in MANIFEST_FIELDS if r.get(k) is not None})
-        row.update(video=job.rel, path=job.path, status=status, kind=settings["kind"], mode=settings["mode"],
-                   model=settings.get("model") or "", checkpoint=settings.get("checkpoint") or "",
-                   checkpoint_sha256=settings.get("checkpoint_sha256") or "")
+        row.update(
+            video=job.rel,
+            path=job.path,
+            status=status,
+            kind=settings["kind"],
+            mode=settings["mode"],
+            model=settings.get("model") or "",
+            checkpoint=settings.get("checkpoint") or "",
+            checkpoint_sha256=settings.get("checkpoint_sha256") or "",
+        )
         if status != "ok":
             row.update(output="", sha256="", feature_shape="", feature_dim="", num_windows="")
         if status != "failed":
@@ -215,16 +281,25 @@ def write_manifest(out_dir: str | os.PathLike, jobs: Sequence[VideoJob], setting
         values = {json.dumps(r[key]) for r in ok if r[key] != ""}
         return json.loads(values.pop()) if len(values) == 1 else None
 
-    summary = {"settings": settings,
-               "actionformer": {"feat_stride": common("feat_stride"), "num_frames": common("num_frames"),
-                                "default_fps": common("default_fps"), "input_dim": common("feature_dim")},
-               "counts": {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")},
-               "videos": rows}
+    summary = {
+        "settings": settings,
+        "actionformer": {
+            "feat_stride": common("feat_stride"),
+            "num_frames": common("num_frames"),
+            "default_fps": common("default_fps"),
+            "input_dim": common("feature_dim"),
+        },
+        "counts": {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "pending")},
+        "videos": rows,
+    }
 
     def write_csv(f: Any) -> None:
         writer = csv.DictWriter(f, fieldnames=list(MANIFEST_FIELDS))
         writer.writeheader()
         for row in rows:
             writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})
-    return [atomic_write_file(out_dir / "manifest.csv", write_csv, binary=False),
-            atomic_write_text(out_dir / "manifest.json", json.dumps(summary, indent=1) + "\n")]
+
+    return [
+        atomic_write_file(out_dir / "manifest.csv", write_csv, binary=False),
+        atomic_write_text(out_dir / "manifest.json", json.dumps(summary, indent=1) + "\n"),
+    ]

@@ -1,7 +1,8 @@
 """The network of feature extraction: ``model.forward_features(x, kind)`` as a callable that can be compiled."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -1,14 +1,16 @@
 """An extraction run: videos decoded in ``DataLoader`` workers (:class:`_Stream`), the network over batches of
 their views in this process, every video's files and journal line as soon as it is done (:func:`extract`)."""
+
 from __future__ import annotations
 
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,8 +23,17 @@ from ..precision import autocast, resolve_dtype
 from ..protocol import Protocol
 from .files import write_video_files
 from .jobs import VideoJob, assign_outputs, check_format
-from .journal import (Journal, job_complete, latest_records, log_files, read_journal, round_number, run_settings,
-                      settings_differences, write_manifest)
+from .journal import (
+    Journal,
+    job_complete,
+    latest_records,
+    log_files,
+    read_journal,
+    round_number,
+    run_settings,
+    settings_differences,
+    write_manifest,
+)
 from .network import check_kind, feature_forward
 from .windows import WindowPlan, WindowSpec, plan_windows
 
@@ -35,7 +46,7 @@ def _reason(path: str, e: BaseException) -> str:
     if isinstance(e, VideoDecodeError):
         return e.reason
     text = f"{type(e).__name__}: {e}"
-    return text[len(path) + 2:] if text.startswith(path + ": ") else text
+    return text[len(path) + 2 :] if text.startswith(path + ": ") else text
 
 
 class _Stream(torch.utils.data.IterableDataset):
@@ -43,8 +54,9 @@ class _Stream(torch.utils.data.IterableDataset):
     ``dict(job, views, windows, last, meta, error)``. Video mode: one item per video (all its views). Windows
     mode: chunks of at most ``chunk`` windows (``crops`` views each, window-major), ``meta`` on the first."""
 
-    def __init__(self, jobs: Sequence[VideoJob], mode: str, protocol: Protocol, spec: WindowSpec | None,
-                 backend: str, chunk: int) -> None:
+    def __init__(
+        self, jobs: Sequence[VideoJob], mode: str, protocol: Protocol, spec: WindowSpec | None, backend: str, chunk: int
+    ) -> None:
         self.jobs, self.mode, self.protocol, self.spec = list(jobs), mode, protocol, spec
         self.backend, self.chunk = backend, max(1, chunk)
 
@@ -61,6 +73,7 @@ class _Stream(torch.utils.data.IterableDataset):
 
     def _items(self, job: VideoJob) -> Iterator[dict[str, Any]]:
         from ..data import open_video, sample_test_indices, views_from_frames
+
         if os.path.isdir(job.path):
             yield self._error(job, VideoDecodeError(job.path, "a folder with no video files"))
             return
@@ -73,8 +86,11 @@ class _Stream(torch.utils.data.IterableDataset):
             p = self.protocol
             try:
                 times = np.asarray(reader.times, dtype=np.float64)
-                meta = dict(fps=float(reader.fps), frames=int(reader.num_frames),
-                            duration_s=video_duration(times, float(reader.fps)))
+                meta = dict(
+                    fps=float(reader.fps),
+                    frames=int(reader.num_frames),
+                    duration_s=video_duration(times, float(reader.fps)),
+                )
                 if self.mode == "video":
                     inds = sample_test_indices(reader.num_frames, p)
                     unique, inverse = np.unique(inds, return_inverse=True)
@@ -89,20 +105,27 @@ class _Stream(torch.utils.data.IterableDataset):
                 return
             crops = self.spec.crops
             for lo in range(0, len(plan), self.chunk):
-                chunk = plan.indices[lo:lo + self.chunk]
+                chunk = plan.indices[lo : lo + self.chunk]
                 try:
                     unique, inverse = np.unique(chunk, return_inverse=True)
                     frames = reader.read(unique)
-                    views = views_from_frames(frames, p.replace(clips=len(chunk), crops=crops),
-                                              inverse=inverse.reshape(-1))  # crop-major
+                    views = views_from_frames(
+                        frames, p.replace(clips=len(chunk), crops=crops), inverse=inverse.reshape(-1)
+                    )  # crop-major
                     # [crops * windows, ...] -> [windows * crops, ...]: a window's crops side by side
                     views = views.view((crops, len(chunk)) + views.shape[1:]).transpose(0, 1)
                     views = views.reshape((crops * len(chunk),) + views.shape[2:])
                 except Exception as e:  # noqa: BLE001
                     yield self._error(job, e)
                     return
-                yield dict(job=job.index, views=views, windows=len(chunk), last=lo + self.chunk >= len(plan),
-                           meta=meta if lo == 0 else None, error=None)
+                yield dict(
+                    job=job.index,
+                    views=views,
+                    windows=len(chunk),
+                    last=lo + self.chunk >= len(plan),
+                    meta=meta if lo == 0 else None,
+                    error=None,
+                )
 
 
 @dataclass
@@ -127,35 +150,68 @@ def _check_journal(out_dir: Path, settings: dict[str, Any]) -> list[dict[str, An
     for start in starts:
         differences = settings_differences(start.get("settings"), settings)
         if differences:
-            raise UsageError(f"{out_dir} holds features extracted with other settings ({'; '.join(differences[:4])});"
-                             " pass --overwrite to redo them, or choose another --out-dir")
+            raise UsageError(
+                f"{out_dir} holds features extracted with other settings ({'; '.join(differences[:4])});"
+                " pass --overwrite to redo them, or choose another --out-dir"
+            )
     return records
 
 
-def _done_record(job: VideoJob, feats: np.ndarray, meta: dict[str, Any], protocol: Protocol, views: int,
-                 info: dict[str, Any]) -> dict[str, Any]:
+def _done_record(
+    job: VideoJob, feats: np.ndarray, meta: dict[str, Any], protocol: Protocol, views: int, info: dict[str, Any]
+) -> dict[str, Any]:
     """The journal line of a finished video (its files are added once written)."""
     plan: WindowPlan | None = meta.get("plan")
     record: dict[str, Any] = {
-        "event": "done", "video": job.rel, "path": job.path, "output": job.output,
-        "feature_shape": list(feats.shape), "feature_dim": int(feats.shape[-1]),
-        "fps": round_number(meta["fps"]), "frames": meta["frames"], "duration_s": round_number(meta["duration_s"]),
-        "clip_frames": protocol.frames, "views": views, **info}
+        "event": "done",
+        "video": job.rel,
+        "path": job.path,
+        "output": job.output,
+        "feature_shape": list(feats.shape),
+        "feature_dim": int(feats.shape[-1]),
+        "fps": round_number(meta["fps"]),
+        "frames": meta["frames"],
+        "duration_s": round_number(meta["duration_s"]),
+        "clip_frames": protocol.frames,
+        "views": views,
+        **info,
+    }
     if plan is not None:  # ActionFormer's feat_stride / num_frames / default_fps: the windows on its time line
-        record.update(num_windows=len(plan), window_frames=round_number(plan.window_frames),
-                      stride_frames=round_number(plan.stride_frames), window_s=round_number(plan.window_s),
-                      stride_s=round_number(plan.stride_s), feat_stride=round_number(plan.stride_frames),
-                      num_frames=round_number(plan.window_frames), default_fps=round_number(plan.fps))
+        record.update(
+            num_windows=len(plan),
+            window_frames=round_number(plan.window_frames),
+            stride_frames=round_number(plan.stride_frames),
+            window_s=round_number(plan.window_s),
+            stride_s=round_number(plan.stride_s),
+            feat_stride=round_number(plan.stride_frames),
+            num_frames=round_number(plan.window_frames),
+            default_fps=round_number(plan.fps),
+        )
     return record
 
 
-def extract(model: nn.Module, jobs: Sequence[VideoJob], out_dir: str | os.PathLike, *, mode: str = "video",
-            kind: str = "pooled", protocol: Protocol | None = None, windows: WindowSpec | None = None,
-            fmt: str = "npy", batch_views: int = 24, workers: int = 0, device: str | torch.device | None = None,
-            dtype: str | torch.dtype | None = None, compile: bool = False, backend: str = "pyav",
-            overwrite: bool = False, progress: bool = True, distributed: bool | None = None,
-            on_failure: Callable[[str, str], None] | None = None, manifest_every_s: float = 300.0
-            ) -> ExtractResult:
+def extract(
+    model: nn.Module,
+    jobs: Sequence[VideoJob],
+    out_dir: str | os.PathLike,
+    *,
+    mode: str = "video",
+    kind: str = "pooled",
+    protocol: Protocol | None = None,
+    windows: WindowSpec | None = None,
+    fmt: str = "npy",
+    batch_views: int = 24,
+    workers: int = 0,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    compile: bool = False,
+    backend: str = "pyav",
+    overwrite: bool = False,
+    progress: bool = True,
+    distributed: bool | None = None,
+    on_failure: Callable[[str, str], None] | None = None,
+    manifest_every_s: float = 300.0,
+) -> ExtractResult:
     """Extract ``kind`` features of ``jobs`` (:func:`~uniformerv2.features.collect_videos`) into ``out_dir``; see
     :mod:`uniformerv2.features`.
 
@@ -186,8 +242,11 @@ def extract(model: nn.Module, jobs: Sequence[VideoJob], out_dir: str | os.PathLi
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = resolve_dtype(dtype, device)
     if distributed is None:
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() \
+        distributed = (
+            torch.distributed.is_available()
+            and torch.distributed.is_initialized()
             and torch.distributed.get_world_size() > 1
+        )
     rank, world = (D.get_rank(), D.get_world_size()) if distributed else (0, 1)
     settings = run_settings(model, mode, kind, protocol, spec, fmt, dtype, backend)
 
@@ -206,16 +265,28 @@ def extract(model: nn.Module, jobs: Sequence[VideoJob], out_dir: str | os.PathLi
         D.barrier()  # everyone has read the journal before anyone appends to it
     mine = todo[rank::world]
     journal = Journal(out_dir, rank)
-    journal.append({"event": "start", "settings": settings, "videos": len(jobs), "todo": len(todo),
-                    "skipped": len(done_before), "world_size": world})
+    journal.append(
+        {
+            "event": "start",
+            "settings": settings,
+            "videos": len(jobs),
+            "todo": len(todo),
+            "skipped": len(done_before),
+            "world_size": world,
+        }
+    )
 
     # 2. decoding in workers, the network in this process
     views_per_window = spec.crops if spec else protocol.views
     chunk = max(1, int(batch_views) // views_per_window) if spec else 1
     n_workers = max(0, min(int(workers), len(mine)))
-    loader = DataLoader(_Stream(mine, mode, protocol, spec, backend, chunk), batch_size=None,
-                        num_workers=n_workers, pin_memory=device.type == "cuda",
-                        prefetch_factor=4 if n_workers else None)
+    loader = DataLoader(
+        _Stream(mine, mode, protocol, spec, backend, chunk),
+        batch_size=None,
+        num_workers=n_workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if n_workers else None,
+    )
     model = model.eval().to(device)
     forward = feature_forward(model, kind, compile=compile)
     autocast_context = autocast(device, dtype)
@@ -229,8 +300,14 @@ def extract(model: nn.Module, jobs: Sequence[VideoJob], out_dir: str | os.PathLi
     info = {k: settings.get(k) for k in ("model", "checkpoint", "checkpoint_sha256")}
     last_manifest = time.monotonic()
 
-    bar = tqdm(total=len(mine), unit="video", disable=not progress or rank != 0, dynamic_ncols=True, file=sys.stderr,
-               desc=f"extract {mode}" + (f" (rank 0 of {world})" if distributed else ""))
+    bar = tqdm(
+        total=len(mine),
+        unit="video",
+        disable=not progress or rank != 0,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        desc=f"extract {mode}" + (f" (rank 0 of {world})" if distributed else ""),
+    )
 
     def fail(index: int, reason: str) -> None:
         job = by_index[index]
@@ -263,7 +340,7 @@ def extract(model: nn.Module, jobs: Sequence[VideoJob], out_dir: str | os.PathLi
         views = torch.cat([it["views"] for it in live])
         outs = []
         for start in range(0, views.shape[0], batch_views):
-            x = normalize(views[start:start + batch_views].to(device, non_blocking=True))
+            x = normalize(views[start : start + batch_views].to(device, non_blocking=True))
             with autocast_context:
                 outs.append(forward(x).float().cpu())
         out = torch.cat(outs)
@@ -301,9 +378,12 @@ def extract(model: nn.Module, jobs: Sequence[VideoJob], out_dir: str | os.PathLi
         failures = [f for part in parts_all for f in part[1]]
     order = {j.rel: j.index for j in jobs}
     failures.sort(key=lambda f: f[0])
-    result = ExtractResult(done=sorted(done_now, key=order.__getitem__),
-                           skipped=sorted(done_before, key=order.__getitem__),
-                           failures=[(p, r) for _, p, r in failures], num_videos=len(jobs))
+    result = ExtractResult(
+        done=sorted(done_now, key=order.__getitem__),
+        skipped=sorted(done_before, key=order.__getitem__),
+        failures=[(p, r) for _, p, r in failures],
+        num_videos=len(jobs),
+    )
     if len(set(result.done)) != len(result.done) or len(result.done) + len(result.failures) != len(todo):
         raise RuntimeError("internal error: the videos were not each extracted exactly once")
     if rank == 0:

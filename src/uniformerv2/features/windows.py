@@ -1,5 +1,6 @@
 """Sliding windows over a video for feature extraction: what they are (:class:`WindowSpec`) and, for one video,
 where they fall and which frames each samples (:func:`plan_windows`)."""
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,13 @@ class WindowSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as the manifest and the journal record it (lengths with their unit: ``16f``, ``2s``)."""
-        return {"window": str(self.window), "stride": str(self.stride), "fps": self.fps, "crops": self.crops,
-                "align_end": self.align_end}
+        return {
+            "window": str(self.window),
+            "stride": str(self.stride),
+            "fps": self.fps,
+            "crops": self.crops,
+            "align_end": self.align_end,
+        }
 
 
 @dataclass
@@ -92,8 +98,18 @@ def plan_windows(times: np.ndarray, fps: float, spec: WindowSpec, frames: int) -
         starts, ends, idx = window_indices(rel, w, s, frames, align_end=spec.align_end, duration=duration)
         start_frame = np.searchsorted(rel, starts + 1e-6, side="right") - 1
         end_frame = np.searchsorted(rel, ends - 1e-6, side="right")
-        return WindowPlan(starts, ends, start_frame.astype(np.int64), end_frame.astype(np.int64),
-                          idx.astype(np.int64), float(fps), w * fps, s * fps, w, s)
+        return WindowPlan(
+            starts,
+            ends,
+            start_frame.astype(np.int64),
+            end_frame.astype(np.int64),
+            idx.astype(np.int64),
+            float(fps),
+            w * fps,
+            s * fps,
+            w,
+            s,
+        )
     line_fps = float(spec.fps or fps)
     if spec.fps:
         m = max(1, int(math.floor(duration * line_fps + 1e-6)))
@@ -102,8 +118,9 @@ def plan_windows(times: np.ndarray, fps: float, spec: WindowSpec, frames: int) -
         m, source = n, np.arange(n)
     w, s = spec.window.frames(line_fps), spec.stride.frames(line_fps)
     # the time line in frames: times 0..m-1 and a duration of m frames cut windows measured in frames
-    starts, ends, idx = window_indices(np.arange(m, dtype=np.float64), w, s, frames, align_end=spec.align_end,
-                                       duration=float(m))
+    starts, ends, idx = window_indices(
+        np.arange(m, dtype=np.float64), w, s, frames, align_end=spec.align_end, duration=float(m)
+    )
     start_frame = np.round(starts).astype(np.int64)
     end_frame = np.round(ends).astype(np.int64)
     if spec.fps:
@@ -111,5 +128,15 @@ def plan_windows(times: np.ndarray, fps: float, spec: WindowSpec, frames: int) -
     else:
         line = np.append(rel, duration)  # when each frame starts, and the end of the video
         starts_s, ends_s = line[start_frame], line[end_frame]
-    return WindowPlan(starts_s, ends_s, start_frame, end_frame, source[idx].astype(np.int64), line_fps,
-                      float(w), float(s), w / line_fps, s / line_fps)
+    return WindowPlan(
+        starts_s,
+        ends_s,
+        start_frame,
+        end_frame,
+        source[idx].astype(np.int64),
+        line_fps,
+        float(w),
+        float(s),
+        w / line_fps,
+        s / line_fps,
+    )

@@ -3,6 +3,7 @@
 Needs the ``serve`` extra (``pip install 'uniformerv2[serve]'``: fastapi, uvicorn, python-multipart,
 prometheus_client). :func:`create_app` builds the app; :class:`DynamicBatcher` is usable on its own.
 """
+
 from .app import ServeConfig, create_app
 from .batcher import DynamicBatcher
 

@@ -9,15 +9,17 @@ a job. Every view goes through the network on its own row of a batch, so a video
 unbatched path (:meth:`~uniformerv2.inference.VideoClassifier.scores_of_views`) computes, up to the float rounding
 of a different batch size.
 """
+
 from __future__ import annotations
 
 import collections
 import contextlib
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -86,9 +88,16 @@ class DynamicBatcher:
     pass, for metrics.
     """
 
-    def __init__(self, forwards: Mapping[str, Callable[[torch.Tensor], torch.Tensor]], *,
-                 device: str | torch.device = "cpu", dtype: torch.dtype | None = None, max_batch_views: int = 24,
-                 max_wait_ms: float = 10.0, on_batch: Callable[[BatchStats], None] | None = None) -> None:
+    def __init__(
+        self,
+        forwards: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+        max_batch_views: int = 24,
+        max_wait_ms: float = 10.0,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
         if max_batch_views < 1:
             raise ValueError(f"max_batch_views must be at least 1, got {max_batch_views}")
         self.forwards = dict(forwards)
@@ -105,7 +114,7 @@ class DynamicBatcher:
 
     # ------------------------------------------------------------------------------------------- callers
 
-    def start(self) -> "DynamicBatcher":
+    def start(self) -> DynamicBatcher:
         """Start the model thread (idempotent)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="uniformerv2-model", daemon=True)
@@ -225,8 +234,11 @@ class DynamicBatcher:
                 if job.started is None:
                     job.started = start
             try:
-                batch = torch.cat([job.views[a:b] for job, a, b in live]) if len(live) > 1 else \
-                    live[0][0].views[live[0][1]:live[0][2]]
+                batch = (
+                    torch.cat([job.views[a:b] for job, a, b in live])
+                    if len(live) > 1
+                    else live[0][0].views[live[0][1] : live[0][2]]
+                )
                 out = self._forward(kind, batch)
             except Exception as e:  # noqa: BLE001 - the callers get the error; the thread goes on
                 for job, _, _ in live:
@@ -239,7 +251,7 @@ class DynamicBatcher:
             end = time.perf_counter()
             row = 0
             for job, a, b in live:
-                job.parts.append(out[row:row + b - a])
+                job.parts.append(out[row : row + b - a])
                 row += b - a
                 if b == job.size:
                     job.finished = end
@@ -262,9 +274,17 @@ class BatchedClassifier:
     names; default: the classifier's). ``record``: keep every job's future in ``futures`` (a request's timing).
     """
 
-    def __init__(self, clf: Any, batcher: DynamicBatcher, *, protocol: Protocol | None = None,
-                 rows: Sequence[int] | None = None, class_names: Sequence[str] | None = None,
-                 record: bool = False, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        clf: Any,
+        batcher: DynamicBatcher,
+        *,
+        protocol: Protocol | None = None,
+        rows: Sequence[int] | None = None,
+        class_names: Sequence[str] | None = None,
+        record: bool = False,
+        timeout: float = 120.0,
+    ) -> None:
         self.clf = clf
         self.batcher = batcher
         self.protocol = protocol or clf.protocol

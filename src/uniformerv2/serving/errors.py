@@ -1,9 +1,10 @@
 """The service's one error answer (:class:`ApiError`, for HTTP requests and WebSocket handshakes alike) and its
 one access rule (:func:`check_key`)."""
+
 from __future__ import annotations
 
 import hmac
-from typing import Mapping
+from collections.abc import Mapping
 
 __all__ = ["ApiError", "check_key", "INVALID_TOKEN"]
 

@@ -25,6 +25,7 @@ The protocol, for other clients than the page:
   in force), then ``{"type": "decision", "top": [{"label", "score"}], "stream_time", "lag", "window", ...}``
   whenever a tick saw new frames, and ``{"type": "error", "error": ...}`` for a frame that was refused.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,9 +38,10 @@ import math
 import struct
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.responses import JSONResponse
@@ -67,6 +69,7 @@ _TIMESTAMP = struct.Struct(">d")
 
 # ------------------------------------------------------------------------------------------------- options
 
+
 @dataclass(frozen=True)
 class LiveOptions:
     """What a connection asks for: a decision every ``every`` seconds on the newest ``window`` seconds."""
@@ -76,7 +79,7 @@ class LiveOptions:
     top_k: int = 5
 
     @classmethod
-    def parse(cls, query: Mapping[str, str], num_classes: int) -> "LiveOptions":
+    def parse(cls, query: Mapping[str, str], num_classes: int) -> LiveOptions:
         """The options of a connection's query string; :class:`~uniformerv2.serving.errors.ApiError` (400) on a
         bad one."""
         every = duration_option(query, "every", cls.every, frames=False, minimum=0.05, maximum=10.0)
@@ -89,20 +92,35 @@ class _LiveMetrics:
     """The live endpoint's metrics, in the app's registry (shown in ``/metrics``)."""
 
     def __init__(self, registry: CollectorRegistry, connections: Any) -> None:
-        self.connections = Gauge("uniformerv2_live_connections", "camera connections open (/v1/live), each with "
-                                 "its own frame buffer", registry=registry)
+        self.connections = Gauge(
+            "uniformerv2_live_connections",
+            "camera connections open (/v1/live), each with its own frame buffer",
+            registry=registry,
+        )
         self.connections.set_function(connections)
-        self.frames = Counter("uniformerv2_live_frames", "frames received on /v1/live, by what became of them "
-                              "(kept, thinned: over the frame rate kept, late: timestamp not moving forward, bad)",
-                              ["outcome"], registry=registry)
+        self.frames = Counter(
+            "uniformerv2_live_frames",
+            "frames received on /v1/live, by what became of them "
+            "(kept, thinned: over the frame rate kept, late: timestamp not moving forward, bad)",
+            ["outcome"],
+            registry=registry,
+        )
         self.decisions = Counter("uniformerv2_live_decisions", "decisions sent on /v1/live", registry=registry)
-        self.skipped = Counter("uniformerv2_live_skipped_ticks", "decision ticks skipped on /v1/live because "
-                               "the previous decision was still running", registry=registry)
-        self.lag = Histogram("uniformerv2_live_lag_seconds", "from a window's newest frame's arrival to its "
-                             "decision", buckets=_LAG_BUCKETS, registry=registry)
+        self.skipped = Counter(
+            "uniformerv2_live_skipped_ticks",
+            "decision ticks skipped on /v1/live because the previous decision was still running",
+            registry=registry,
+        )
+        self.lag = Histogram(
+            "uniformerv2_live_lag_seconds",
+            "from a window's newest frame's arrival to its decision",
+            buckets=_LAG_BUCKETS,
+            registry=registry,
+        )
 
 
 # ----------------------------------------------------------------------------------------------- a session
+
 
 class LiveSession:
     """One connection's state: its frame buffer, its recogniser and its counters."""
@@ -128,7 +146,7 @@ class LiveSession:
         if data[:3] == b"\xff\xd8\xff":  # a bare JPEG: stamped on arrival
             stamp, image = time.monotonic() - self.opened, data
         elif len(data) > _TIMESTAMP.size:
-            (stamp,), image = _TIMESTAMP.unpack_from(data), data[_TIMESTAMP.size:]
+            (stamp,), image = _TIMESTAMP.unpack_from(data), data[_TIMESTAMP.size :]
             if not math.isfinite(stamp):
                 return "bad", f"frame {n}: the timestamp is not a finite number"
         else:
@@ -150,11 +168,20 @@ class LiveSession:
 
 # -------------------------------------------------------------------------------------------------- the hub
 
+
 class LiveHub:
     """Every open ``/v1/live`` connection, the worker threads that make their decisions, and the access rule."""
 
-    def __init__(self, clf: Any, batcher: DynamicBatcher, registry: CollectorRegistry, *, api_key: str | None = None,
-                 max_connections: int = 8, idle_s: float = IDLE_S) -> None:
+    def __init__(
+        self,
+        clf: Any,
+        batcher: DynamicBatcher,
+        registry: CollectorRegistry,
+        *,
+        api_key: str | None = None,
+        max_connections: int = 8,
+        idle_s: float = IDLE_S,
+    ) -> None:
         self.clf = BatchedClassifier(clf, batcher)  # shared by every connection
         self.num_classes = len(clf.class_names)
         self.api_key = api_key
@@ -205,12 +232,15 @@ class LiveHub:
         if token is None:
             for offered in websocket.scope.get("subprotocols") or ():
                 if offered.startswith(BEARER_PREFIX):
-                    token = _unbase64url(offered[len(BEARER_PREFIX):])
+                    token = _unbase64url(offered[len(BEARER_PREFIX) :])
                     if token is None:
                         raise ApiError(403, "wrong API key (the bearer. subprotocol is not base64url)", INVALID_TOKEN)
                     break
-        check_key(self.api_key, token, how="add ?token=KEY to the URL, or offer the subprotocol 'bearer.' + the key "
-                                           "in base64url")
+        check_key(
+            self.api_key,
+            token,
+            how="add ?token=KEY to the URL, or offer the subprotocol 'bearer.' + the key in base64url",
+        )
 
     # ------------------------------------------------------------------------------------------ a connection
 
@@ -220,8 +250,9 @@ class LiveHub:
             self.check_key(websocket)
             options = LiveOptions.parse(websocket.query_params, self.num_classes)
             if len(self.sessions) >= self.max_connections:
-                raise ApiError(503, f"busy: {len(self.sessions)} camera connections open; retry in a moment",
-                              {"Retry-After": "5"})
+                raise ApiError(
+                    503, f"busy: {len(self.sessions)} camera connections open; retry in a moment", {"Retry-After": "5"}
+                )
         except ApiError as e:
             await _refuse(websocket, e)
             return
@@ -235,15 +266,26 @@ class LiveHub:
             await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
             ticker = asyncio.create_task(self._decide_every(session, sender))
             p = self.clf.protocol
-            await sender.send({"type": "ready", "size": p.size, "frames": p.frames, "every": options.every,
-                               "window": options.window, "top_k": options.top_k, "max_fps": MAX_FPS,
-                               "max_frame_bytes": MAX_FRAME_BYTES})
+            await sender.send(
+                {
+                    "type": "ready",
+                    "size": p.size,
+                    "frames": p.frames,
+                    "every": options.every,
+                    "window": options.window,
+                    "top_k": options.top_k,
+                    "max_fps": MAX_FPS,
+                    "max_frame_bytes": MAX_FRAME_BYTES,
+                }
+            )
             await self._receive(session, websocket, sender, ticker)
         except (WebSocketDisconnect, ConnectionError):
             pass
         except RuntimeError as e:  # sending on a connection the client closed meanwhile
-            if websocket.application_state != WebSocketState.DISCONNECTED \
-                    and websocket.client_state != WebSocketState.DISCONNECTED:
+            if (
+                websocket.application_state != WebSocketState.DISCONNECTED
+                and websocket.client_state != WebSocketState.DISCONNECTED
+            ):
                 raise
             log.debug("live connection %d: %s", session.number, e)
         finally:
@@ -254,8 +296,7 @@ class LiveHub:
             self.sessions.pop(session.number, None)
             session.sender = session.loop = None
 
-    async def _receive(self, session: LiveSession, websocket: WebSocket, sender: "_Sender",
-                       ticker: asyncio.Task) -> None:
+    async def _receive(self, session: LiveSession, websocket: WebSocket, sender: _Sender, ticker: asyncio.Task) -> None:
         """Frames into the session's buffer until the client leaves, goes quiet, or the ticker fails."""
         while not ticker.done():
             try:
@@ -272,10 +313,11 @@ class LiveHub:
                 if error:
                     await sender.send({"type": "error", "error": error})
             elif message.get("text") is not None:
-                await sender.send({"type": "error", "error": "send frames as binary messages (an 8-byte timestamp "
-                                                             "and a JPEG image)"})
+                await sender.send(
+                    {"type": "error", "error": "send frames as binary messages (an 8-byte timestamp and a JPEG image)"}
+                )
 
-    async def _decide_every(self, session: LiveSession, sender: "_Sender") -> None:
+    async def _decide_every(self, session: LiveSession, sender: _Sender) -> None:
         """Every ``every`` seconds a decision on a worker thread; ticks that pass while it runs are skipped."""
         loop = asyncio.get_running_loop()
         every = session.options.every
@@ -284,7 +326,7 @@ class LiveHub:
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             try:
                 decision = await loop.run_in_executor(self.pool, session.recognizer.decide, session.buffer)
-            except Exception as e:  # noqa: BLE001 - the model failed (or the server is stopping): say so, close
+            except Exception as e:
                 log.error("live connection %d: a decision failed", session.number, exc_info=e)
                 with contextlib.suppress(Exception):
                     await sender.send({"type": "error", "error": f"the model failed ({type(e).__name__})"})
@@ -301,8 +343,9 @@ class LiveHub:
             session.decisions += 1
             self.metrics.decisions.inc()
             self.metrics.lag.observe(decision.lag)
-            await sender.send({"type": "decision", **decision.to_dict(), "frames_kept": session.kept,
-                               "skipped": session.skipped})
+            await sender.send(
+                {"type": "decision", **decision.to_dict(), "frames_kept": session.kept, "skipped": session.skipped}
+            )
 
 
 class _Sender:
@@ -323,8 +366,7 @@ class _Sender:
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     """Close an accepted connection unless it is closed already."""
-    if websocket.application_state == WebSocketState.CONNECTED and \
-            websocket.client_state == WebSocketState.CONNECTED:
+    if websocket.application_state == WebSocketState.CONNECTED and websocket.client_state == WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
             await websocket.close(code, reason[:120])
 
@@ -333,8 +375,9 @@ async def _refuse(websocket: WebSocket, e: ApiError) -> None:
     """Refuse a handshake with an HTTP answer like the other endpoints' (``{"error": ...}``) where the server
     can send one, else with a close (which servers answer 403)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(JSONResponse({"error": e.message}, status_code=e.status,
-                                                          headers=e.headers))
+        await websocket.send_denial_response(
+            JSONResponse({"error": e.message}, status_code=e.status, headers=e.headers)
+        )
     else:
         await websocket.close(1008 if e.status in (401, 403, 400) else 1013, e.message[:120])
 

@@ -1,9 +1,11 @@
 """Prometheus metrics of the server (requests, errors, latency, batch sizes, queue depth), in a registry of its
 own so several apps in one process (tests) never share counters, and the ASGI middleware that counts requests."""
+
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -19,24 +21,43 @@ class Metrics:
 
     def __init__(self, queued_views: Callable[[], float]) -> None:
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("uniformerv2_requests", "HTTP requests answered, by endpoint and status",
-                                ["endpoint", "status"], registry=r)
-        self.errors = Counter("uniformerv2_errors", "requests answered with an error status (4xx, 5xx), by endpoint "
-                              "and status", ["endpoint", "status"], registry=r)
-        self.latency = Histogram("uniformerv2_request_seconds", "time from a request's arrival to its answer",
-                                 ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.in_progress = Gauge("uniformerv2_requests_in_progress", "model requests being received, decoded or "
-                                 "scored", registry=r)
-        self.batch_views = Histogram("uniformerv2_batch_views", "views per forward pass of the network",
-                                     buckets=_VIEW_BUCKETS, registry=r)
-        self.batch_jobs = Histogram("uniformerv2_batch_jobs", "videos (or timeline windows) sharing a forward pass",
-                                    buckets=_VIEW_BUCKETS, registry=r)
-        self.forward_seconds = Histogram("uniformerv2_forward_seconds", "duration of a forward pass",
-                                         buckets=_LATENCY_BUCKETS, registry=r)
-        self.decode_seconds = Histogram("uniformerv2_decode_seconds", "decoding an upload into its test views",
-                                        buckets=_LATENCY_BUCKETS, registry=r)
-        self.queue_views = Gauge("uniformerv2_queue_views", "views waiting for a forward pass (queue depth)",
-                                 registry=r)
+        self.requests = Counter(
+            "uniformerv2_requests", "HTTP requests answered, by endpoint and status", ["endpoint", "status"], registry=r
+        )
+        self.errors = Counter(
+            "uniformerv2_errors",
+            "requests answered with an error status (4xx, 5xx), by endpoint and status",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "uniformerv2_request_seconds",
+            "time from a request's arrival to its answer",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_progress = Gauge(
+            "uniformerv2_requests_in_progress", "model requests being received, decoded or scored", registry=r
+        )
+        self.batch_views = Histogram(
+            "uniformerv2_batch_views", "views per forward pass of the network", buckets=_VIEW_BUCKETS, registry=r
+        )
+        self.batch_jobs = Histogram(
+            "uniformerv2_batch_jobs",
+            "videos (or timeline windows) sharing a forward pass",
+            buckets=_VIEW_BUCKETS,
+            registry=r,
+        )
+        self.forward_seconds = Histogram(
+            "uniformerv2_forward_seconds", "duration of a forward pass", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.decode_seconds = Histogram(
+            "uniformerv2_decode_seconds", "decoding an upload into its test views", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.queue_views = Gauge(
+            "uniformerv2_queue_views", "views waiting for a forward pass (queue depth)", registry=r
+        )
         self.queue_views.set_function(queued_views)
 
     def render(self) -> bytes:
@@ -53,8 +74,9 @@ class MetricsMiddleware:
         self.metrics = metrics
         self.endpoints = set(endpoints)
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -1,8 +1,9 @@
 """A request's options (query string, form fields, WebSocket query): whole numbers and durations, read as the
 command line reads them; a bad one is a 400 that names it."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..duration import Duration, parse_duration
 from ..errors import UsageError
@@ -31,13 +32,21 @@ def int_option(options: Mapping[str, str], name: str, default: int, lo: int, hi:
     return value
 
 
-def duration_option(options: Mapping[str, str], name: str, default: float, *, frames: bool = True,
-                    minimum: float | None = None, maximum: float | None = None) -> Duration:
+def duration_option(
+    options: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    frames: bool = True,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Duration:
     """A duration option as :func:`~uniformerv2.duration.parse_duration` reads it (``2``/``2s`` seconds, ``16f``
     frames where ``frames``); 400 with the parser's message otherwise."""
     text = first(options, name)
     try:
-        return parse_duration(default if text is None else text, name=name, frames=frames, minimum=minimum,
-                              maximum=maximum)
+        return parse_duration(
+            default if text is None else text, name=name, frames=frames, minimum=minimum, maximum=maximum
+        )
     except UsageError as e:
         raise ApiError(400, str(e)) from None

@@ -2,6 +2,7 @@
 folder, the metrics, and each request's options, video and model calls -- the library does the work
 (:func:`~uniformerv2.data.read_test_views`, :func:`~uniformerv2.timeline.scan`,
 :func:`~uniformerv2.inference.probabilities`); this adds the limits, the threads and the HTTP answers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +12,11 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -70,9 +72,14 @@ class Service:
         self.cfg = cfg
         model_forward = compile_for_inference(clf.model) if cfg.compile else clf.model
         forwards = {"logits": model_forward, "pooled": clf.feature_forward("pooled", compile=cfg.compile)}
-        self.batcher = DynamicBatcher(forwards, device=clf.device, dtype=clf.dtype,
-                                      max_batch_views=cfg.max_batch_views, max_wait_ms=cfg.max_wait_ms,
-                                      on_batch=self._on_batch)
+        self.batcher = DynamicBatcher(
+            forwards,
+            device=clf.device,
+            dtype=clf.dtype,
+            max_batch_views=cfg.max_batch_views,
+            max_wait_ms=cfg.max_wait_ms,
+            on_batch=self._on_batch,
+        )
         self.metrics = Metrics(lambda: self.batcher.queued_views)
         self.max_bytes = int(cfg.max_upload_mb * MIB)
         self.pool: ThreadPoolExecutor | None = None
@@ -108,15 +115,17 @@ class Service:
 
     def check_key(self, credentials: HTTPAuthorizationCredentials | None) -> None:
         """The API key from the ``Authorization: Bearer`` header (:func:`~uniformerv2.serving.errors.check_key`)."""
-        check_key(self.cfg.api_key, credentials.credentials if credentials is not None else None,
-                  how="send the header 'Authorization: Bearer KEY'")
+        check_key(
+            self.cfg.api_key,
+            credentials.credentials if credentials is not None else None,
+            how="send the header 'Authorization: Bearer KEY'",
+        )
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """One of ``max_concurrent`` places for a model request; none free: 503 (retry)."""
         if self.active >= self.cfg.max_concurrent:
-            raise ApiError(503, f"busy: {self.active} requests in progress; retry in a moment",
-                           {"Retry-After": "1"})
+            raise ApiError(503, f"busy: {self.active} requests in progress; retry in a moment", {"Retry-After": "1"})
         self.active += 1
         self.metrics.in_progress.inc()
         try:
@@ -168,12 +177,17 @@ class Service:
         except UniFormerV2Error as e:
             raise ApiError(400, str(e)) from None
 
-    def classifier(self, protocol: Protocol | None = None, rows: Sequence[int] | None = None,
-                   class_names: Sequence[str] | None = None) -> BatchedClassifier:
+    def classifier(
+        self,
+        protocol: Protocol | None = None,
+        rows: Sequence[int] | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> BatchedClassifier:
         """The classifier of one request: its views and classes, its forward passes through the batcher (recorded
         for its timing)."""
-        return BatchedClassifier(self.clf, self.batcher, protocol=protocol, rows=rows, class_names=class_names,
-                                 record=True)
+        return BatchedClassifier(
+            self.clf, self.batcher, protocol=protocol, rows=rows, class_names=class_names, record=True
+        )
 
     # -------------------------------------------------------------------------------------------- video
 
@@ -190,7 +204,7 @@ class Service:
             reason = reason.replace(str(upload.path), upload.filename)
         return ApiError(422, f"{upload.filename}: {reason}")
 
-    def open_upload(self, upload: Upload) -> "UploadedVideo":
+    def open_upload(self, upload: Upload) -> UploadedVideo:
         """The upload opened for reading, its length checked against ``max_duration_s``."""
         try:
             reader = open_video(upload.path, self.clf.backend)
@@ -199,8 +213,11 @@ class Service:
         video = UploadedVideo(reader, upload, self._decode_error)
         if video.duration > self.cfg.max_duration_s:
             video.close()
-            raise ApiError(413, f"{upload.filename}: video too long ({video.duration:.1f} s); the limit is "
-                                f"{self.cfg.max_duration_s:g} s")
+            raise ApiError(
+                413,
+                f"{upload.filename}: video too long ({video.duration:.1f} s); the limit is "
+                f"{self.cfg.max_duration_s:g} s",
+            )
         return video
 
     def _read_views(self, upload: Upload, protocol: Protocol) -> tuple[torch.Tensor, float, float]:
@@ -212,8 +229,7 @@ class Service:
         self.metrics.decode_seconds.observe(seconds)
         return views, video.duration, seconds
 
-    async def views_of(self, request: Request, upload: Upload, protocol: Protocol) -> tuple[torch.Tensor, float,
-                                                                                              float]:
+    async def views_of(self, request: Request, upload: Upload, protocol: Protocol) -> tuple[torch.Tensor, float, float]:
         """Read an upload's test views on the pool, telling the batcher that they are on their way."""
         if await request.is_disconnected():  # gone while uploading the last bytes: do not decode for nobody
             raise ClientGone()
@@ -235,17 +251,29 @@ class Service:
         finally:
             future.cancel()
 
-    async def timeline(self, upload: Upload, clf: BatchedClassifier, window: Duration,
-                       stride: Duration) -> tuple[Timeline, float]:
+    async def timeline(
+        self, upload: Upload, clf: BatchedClassifier, window: Duration, stride: Duration
+    ) -> tuple[Timeline, float]:
         """:func:`~uniformerv2.timeline.scan` of an upload with ``clf`` (the windows' views batched with everyone
         else's, decoded on the pool a few windows ahead), and the seconds spent decoding."""
         decoding = _TimedPool(self)
         with self.batcher.incoming():
             video = await decoding.run(self.open_upload, upload)
         try:
-            tl = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
-                scan, clf, video, window=window, stride=stride, windows_per_read=WINDOWS_PER_READ,
-                max_windows=self.cfg.max_timeline_windows, read_pool=decoding, progress=False))
+            tl = await asyncio.get_running_loop().run_in_executor(
+                None,
+                functools.partial(
+                    scan,
+                    clf,
+                    video,
+                    window=window,
+                    stride=stride,
+                    windows_per_read=WINDOWS_PER_READ,
+                    max_windows=self.cfg.max_timeline_windows,
+                    read_pool=decoding,
+                    progress=False,
+                ),
+            )
         except UsageError as e:  # a duration in frames, too many windows
             raise ApiError(400, str(e)) from None
         finally:
@@ -288,6 +316,7 @@ class _TimedPool(Executor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
         """``fn(*args)`` on the decode pool, timed."""
+
         def timed() -> T:
             with self.service.batcher.incoming():
                 start = time.perf_counter()
@@ -295,6 +324,7 @@ class _TimedPool(Executor):
                     return fn(*args, **kwargs)
                 finally:
                     self.seconds += time.perf_counter() - start
+
         assert self.service.pool is not None
         return self.service.pool.submit(timed)
 

@@ -1,6 +1,7 @@
 """Receiving an uploaded video: the multipart body streamed straight into a private temp file, with the limits
 checked while it arrives (size, number and size of the other form fields), so no upload is held in memory and an
 over-size one is refused as soon as it is seen to be."""
+
 from __future__ import annotations
 
 import os
@@ -117,8 +118,9 @@ class _Receiver:
             self.filename = Path(options.get(b"filename", b"video").decode("utf-8", "replace")).name or "video"
             suffix = Path(self.filename).suffix
             # keep the extension: FFmpeg guesses some formats from it; never anything a path could use
-            self.fd, name = tempfile.mkstemp(prefix="upload-", suffix=suffix if _SAFE_SUFFIX.match(suffix) else "",
-                                             dir=self.directory)  # mkstemp: mode 0600, O_EXCL
+            self.fd, name = tempfile.mkstemp(
+                prefix="upload-", suffix=suffix if _SAFE_SUFFIX.match(suffix) else "", dir=self.directory
+            )  # mkstemp: mode 0600, O_EXCL
             self.path = Path(name)
         elif not self.part_is_file and len(self.fields) >= MAX_FIELDS:
             raise ApiError(400, f"too many form fields (at most {MAX_FIELDS} besides {self.file_field!r})")
@@ -131,7 +133,7 @@ class _Receiver:
                 raise _too_large(self.max_bytes)
             view = memoryview(data)[start:end]
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
         elif not self.part_is_file:
             self.buffer += data[start:end]
             if len(self.buffer) > MAX_FIELD_BYTES:
@@ -152,8 +154,16 @@ class _Receiver:
 
     def callbacks(self) -> dict[str, Any]:
         """The callbacks for ``MultipartParser``."""
-        names = ("on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value",
-                 "on_header_end", "on_headers_finished", "on_end")
+        names = (
+            "on_part_begin",
+            "on_part_data",
+            "on_part_end",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_end",
+        )
         return {name: getattr(self, name) for name in names}
 
     def close_file(self) -> None:
@@ -194,8 +204,11 @@ async def receive_upload(request: Request, *, directory: Path, max_bytes: int, f
     ctype, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
-        raise ApiError(415, f"send the video as multipart/form-data with the file in a field named {file_field!r} "
-                            f"(got Content-Type {request.headers.get('content-type', 'none')!r})")
+        raise ApiError(
+            415,
+            f"send the video as multipart/form-data with the file in a field named {file_field!r} "
+            f"(got Content-Type {request.headers.get('content-type', 'none')!r})",
+        )
     declared = request.headers.get("content-length")
     body_limit = max_bytes + MAX_FIELDS * MAX_FIELD_BYTES + 64 * 1024  # the video, the fields and the part headers
     stream = request.stream()
@@ -234,5 +247,10 @@ async def receive_upload(request: Request, *, directory: Path, max_bytes: int, f
     except BaseException:
         receiver.discard()
         raise
-    return Upload(path=receiver.path, filename=receiver.filename, size=receiver.size, fields=receiver.fields,
-                  seconds=time.perf_counter() - start)
+    return Upload(
+        path=receiver.path,
+        filename=receiver.filename,
+        size=receiver.size,
+        fields=receiver.fields,
+        seconds=time.perf_counter() - start,
+    )
