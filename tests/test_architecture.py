@@ -1,4 +1,4 @@
-"""The package's layout stays as the README's "Layout" section describes it: the library never imports the
+"""The package's layout stays as docs/architecture.md describes it: the library never imports the
 command line, and its import graph -- function-level imports included, ``if TYPE_CHECKING:`` imports (never run)
 left out -- has no cycle.
 
@@ -202,6 +202,59 @@ def test_the_serving_check_sees_a_second_inference_core():
             "serving/ does not import timeline.scan: its scoring comes from elsewhere",
         ]
     )
+
+
+# ------------------------------------------------------------------------------------------ the house's shape
+
+#: Files allowed past the size rule: the network itself and the preset table (data more than logic).
+LONG_FILES = {"model.py", "zoo.py"}
+MAX_LINES = 500
+
+
+def long_files(package_dir: Path = PACKAGE_DIR) -> dict[str, int]:
+    """Library files over ``MAX_LINES`` lines, but the allowed ones."""
+    return {
+        str(p.relative_to(package_dir)): n
+        for p in sorted(package_dir.rglob("*.py"))
+        if p.name not in LONG_FILES and (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+
+
+def test_no_library_file_is_longer_than_about_500_lines():
+    assert long_files() == {}
+
+
+def test_the_size_rule_sees_a_long_file_but_not_the_network(tmp_path):
+    pkg = tmp_path / "uniformerv2"
+    (pkg / "check").mkdir(parents=True)
+    (pkg / "check" / "big.py").write_text("x = 1\n" * (MAX_LINES + 1))
+    (pkg / "model.py").write_text("x = 1\n" * (MAX_LINES + 1))
+    (pkg / "small.py").write_text("x = 1\n" * MAX_LINES)
+    assert long_files(pkg) == {"check/big.py": MAX_LINES + 1}
+
+
+def command_imports(graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Command modules that import another command module (``cli._common`` is what every command shares)."""
+    shared = {"uniformerv2.cli", "uniformerv2.cli._common", "uniformerv2.cli.__main__"}
+    commands = {m for m in graph if m.startswith("uniformerv2.cli.") and m not in shared}
+    return {m: sorted(graph[m] & commands) for m in sorted(commands) if graph[m] & commands}
+
+
+def test_no_command_module_imports_another_command_module():
+    assert command_imports(import_graph()) == {}
+
+
+def test_the_command_rule_sees_a_command_importing_another(tmp_path):
+    cli = tmp_path / "uniformerv2" / "cli"
+    cli.mkdir(parents=True)
+    (cli.parent / "__init__.py").write_text("")
+    (cli / "__init__.py").write_text("from . import test, extract\n")
+    (cli / "_common.py").write_text("")
+    (cli / "test.py").write_text("from ._common import x\n")
+    (cli / "extract.py").write_text("from .test import _rank0_first\n")
+    assert command_imports(import_graph(tmp_path / "uniformerv2")) == {
+        "uniformerv2.cli.extract": ["uniformerv2.cli.test"]
+    }
 
 
 if __name__ == "__main__":

@@ -245,7 +245,7 @@ def test_window_lengths_are_durations():
     assert spec.window == Duration(16, "f") and spec.stride == Duration(2, "s")
     assert WindowSpec(window="16").window == Duration(16, "s")  # a bare number is seconds, as everywhere
     assert str(WindowSpec(window="0.5s").window) == "0.5s" and WindowSpec() == WindowSpec(window="16f", stride="4f")
-    assert WindowSpec().to_dict() == {"window": "16f", "stride": "4f", "fps": None, "crops": 1, "align_end": False}
+    assert WindowSpec().to_dict() == {"window": "16f", "stride": "4f", "fps": None, "crops": 1, "align_end": True}
     for bad in ("0", "-2s", "1.5f", "abc"):
         with pytest.raises(ValueError):
             WindowSpec(window=bad)

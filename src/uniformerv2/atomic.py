@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 from .errors import OutputError, UniFormerV2Error
 
@@ -166,7 +166,7 @@ def atomic_path(path: str | os.PathLike, *, keep_suffix: bool = False) -> Atomic
     return AtomicPath(path, keep_suffix=keep_suffix)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Call ``write(tmp_path)``, fsync, and rename onto ``path``; the old file survives any interruption."""
     target = AtomicPath(path)
     with target as tmp:
@@ -174,12 +174,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     return target.path
 
 
-def atomic_write_file(path: str | os.PathLike, write: Callable[[IO], None], *, binary: bool) -> Path:
+def atomic_write_file(path: str | os.PathLike, write: Callable[[IO[Any]], object], *, binary: bool) -> Path:
     """:func:`atomic_write` for writers that take an open file (text files are UTF-8, no newline translation)."""
 
     def to_path(tmp: str) -> None:
-        kwargs = {} if binary else {"encoding": "utf-8", "newline": ""}
-        with open(tmp, "wb" if binary else "w", **kwargs) as f:
+        f: IO[Any]
+        with open(tmp, "wb") if binary else open(tmp, "w", encoding="utf-8", newline="") as f:
             write(f)
 
     return atomic_write(path, to_path)

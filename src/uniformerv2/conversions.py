@@ -220,7 +220,7 @@ def channel_map(name_or_path: str | os.PathLike[str]) -> list[int]:
     """Rows of the Kinetics-710 head that a Kinetics-400/600/700 head takes ('k400', 'k600', 'k700' or a JSON)."""
     key = str(name_or_path).lower().replace("kinetics", "k").replace("-", "")
     if key in ("k400", "k600", "k700"):
-        text = resources.files("uniformerv2").joinpath("labels", f"channel_map_{key}.json").read_text()
+        text = (resources.files("uniformerv2") / "labels" / f"channel_map_{key}.json").read_text()
     else:
         try:
             text = Path(name_or_path).read_text()

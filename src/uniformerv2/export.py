@@ -41,6 +41,7 @@ def export_onnx(model: UniFormerV2, path: str | os.PathLike, *, frames: int | No
         output_names=["logits"],
         verbose=False,
     )
+    assert program is not None  # dynamo=True always returns an ONNXProgram (None is the legacy exporter's)
     # A large model keeps its weights in '<name>.onnx.data' beside the graph, referenced by that name: save both
     # under their final names in a scratch folder, then move the weights first and the graph last.
     with file_errors(path), tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:

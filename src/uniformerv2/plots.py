@@ -171,9 +171,10 @@ def write_timeline_png(
     for k, c in enumerate(shown):
         ax.plot(centres, scores[:, c], color=colors(k % 10), lw=2, label=class_names[c])
     for w, c in enumerate(scores.argmax(1)):
-        k = shown.index(int(c)) if int(c) in shown else None
+        rank = shown.index(int(c)) if int(c) in shown else None
         ax.axvspan(
-            starts[w], ends[w], ymin=0, ymax=0.04, color=colors(k % 10) if k is not None else "0.5", alpha=0.6, lw=0
+            starts[w], ends[w], ymin=0, ymax=0.04, color=colors(rank % 10) if rank is not None else "0.5", alpha=0.6,
+            lw=0,
         )
     ax.set_xlim(0, float(ends.max()) if len(ends) else 1)
     ax.set_ylim(0, 1)

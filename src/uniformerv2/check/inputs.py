@@ -154,6 +154,8 @@ def model_classes(name: str) -> ModelClasses:
             raise
         preset = None
     checkpoint_names = None
+    cfg: UniFormerV2Config | None
+    protocol: Protocol | None
     if preset is not None:
         cfg, protocol = preset.config, preset.protocol
     else:

@@ -56,7 +56,7 @@ def _looks_like_text(head: bytes) -> bool:
 
 def _mp4_cut(path: str, size: int) -> str | None:
     """Why an MP4/MOV file looks cut short (a top-level box running past the end, or no 'moov' index), if so."""
-    boxes = []
+    boxes: list[str] = []
     with open(path, "rb") as f:
         offset = 0
         while offset + 8 <= size:

@@ -140,8 +140,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--align-end",
-        action="store_true",
-        help="--mode windows: add a last window that ends with the video (off the stride grid)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--mode windows: a last window that ends with the video, off the stride grid, so no frame is left "
+        "out (the default, as in timeline); --no-align-end keeps a strictly regular grid",
     )
     alias(p, "--cover-end", dest="align_end", action="store_true")
     p.add_argument(
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
             for flag, given in (
                 ("--fps", args.fps),
                 ("--crops", args.crops != 1),
-                ("--align-end", args.align_end),
+                ("--no-align-end", not args.align_end),
                 ("--window", args.window != _WINDOW),
                 ("--stride", args.stride != _STRIDE),
             )

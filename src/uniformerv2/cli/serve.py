@@ -13,6 +13,7 @@ from ..errors import UsageError
 from ._common import (
     EXIT_OK,
     add_labels_argument,
+    alias,
     add_model_arguments,
     add_set_argument,
     add_size_argument,
@@ -24,6 +25,7 @@ from ._common import (
     non_negative_float,
     positive_float,
     positive_int,
+    seconds,
     views,
     warn,
 )
@@ -32,7 +34,7 @@ EXAMPLES = [
     "uniformerv2 serve --checkpoint work_dirs/run/model.safetensors   # then open http://127.0.0.1:8000/",
     "uniformerv2 serve uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb --host 0.0.0.0 "
     "--port 8080   # with UNIFORMERV2_API_KEY set",
-    "uniformerv2 serve --checkpoint model.safetensors --max-batch-views 48 --max-upload-mb 50 --max-duration-s 120",
+    "uniformerv2 serve --checkpoint model.safetensors --max-batch-views 48 --max-upload-mb 50 --max-duration 120s",
 ]
 DESCRIPTION = """Serve a model over HTTP: a JSON API with dynamic batching (the views of concurrent requests share
 forward passes), Prometheus metrics, and a web page to drop a video on.
@@ -87,11 +89,13 @@ def register(sub: Any) -> None:
         help="largest upload accepted, in MiB (default 200); larger ones get 413",
     )
     p.add_argument(
-        "--max-duration-s",
-        type=positive_float,
+        "--max-duration",
+        dest="max_duration_s",
+        type=seconds,
         default=600.0,
-        help="longest video accepted, in seconds (default 600); longer ones get 413",
+        help="longest video accepted, in seconds: 600 or 600s (default 600); longer ones get 413",
     )
+    alias(p, "--max-duration-s", dest="max_duration_s", type=seconds)
     p.add_argument(
         "--max-concurrent",
         type=positive_int,

@@ -240,8 +240,9 @@ class TrainTransform:
                 prob=self.randaug_prob,
             ).permute(0, 2, 3, 1)
         h, w = x.shape[1:3]
+        (area_lo, area_hi), (ratio_lo, ratio_hi) = self.area_range, self.aspect_ratio_range  # a config gives lists
         x1, y1, x2, y2 = random_resized_crop_box(
-            h, w, rng, area_range=tuple(self.area_range), aspect_ratio_range=tuple(self.aspect_ratio_range)
+            h, w, rng, area_range=(area_lo, area_hi), aspect_ratio_range=(ratio_lo, ratio_hi)
         )
         x = resize_exact(x[:, y1:y2, x1:x2].contiguous(), self.size, self.size)
         if rng.random() < self.flip_ratio:

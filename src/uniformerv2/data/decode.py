@@ -85,7 +85,7 @@ def _check_backend(backend: str) -> None:
         raise UsageError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def _check_indices(path: str, indices: Sequence[int], num_frames: int) -> np.ndarray:
+def _check_indices(path: str, indices: Sequence[int] | np.ndarray, num_frames: int) -> np.ndarray:
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= num_frames):
         bad = int(idx[(idx < 0) | (idx >= num_frames)][0])
@@ -118,7 +118,7 @@ class VideoReader:
         """Presentation time of every frame in seconds, from the first frame's (default: from ``fps``)."""
         return np.arange(self.num_frames, dtype=np.float64) / self.fps
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:  # pragma: no cover - interface
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
     def close(self) -> None:
@@ -198,7 +198,7 @@ class PyAVReader(VideoReader):
             cc.thread_type = "AUTO"
         return container, cc
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = _check_indices(self.path, indices, self.num_frames)
         if idx.size == 0:
             raise ValueError(f"{self.path}: no frame indices given")
@@ -224,8 +224,7 @@ class PyAVReader(VideoReader):
             out[j] = frames[i]
         return out
 
-    @staticmethod
-    def _to_rgb(frame) -> np.ndarray:
+    def _to_rgb(self, frame) -> np.ndarray:  # a method: a subclass may note what it converts
         return frame_to_rgb(frame)
 
     def _read_by_pts(self, wanted: list[int]) -> dict[int, np.ndarray] | None:
@@ -339,7 +338,7 @@ class DecordReader(VideoReader):
         if self.num_frames <= 0:
             raise VideoDecodeError(self.path, "zero frames")
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = _check_indices(self.path, indices, self.num_frames)
         try:
             return np.ascontiguousarray(self._vr.get_batch(idx.tolist()).asnumpy())
@@ -368,7 +367,7 @@ class TorchCodecReader(VideoReader):
         if self.num_frames <= 0:
             raise VideoDecodeError(self.path, "zero frames")
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         idx = _check_indices(self.path, indices, self.num_frames)
         try:
             return self._dec.get_frames_at(indices=idx.tolist()).data.numpy()
@@ -424,7 +423,7 @@ def rewrite_video(src: PathLike, dst: PathLike, draw, *, fps: float, crf: int = 
     with av.open(str(src), metadata_errors="ignore") as source, VideoWriter(dst, fps, crf=crf) as out:
         video = source.streams.video[0]
         video.thread_type = "AUTO"
-        start = None
+        start = 0.0  # set from the first frame
         for n, frame in enumerate(source.decode(video)):
             t = float(frame.pts * video.time_base) if frame.pts is not None else None
             if n == 0:

@@ -53,12 +53,12 @@ class VideoWriter:
             self.abort()
             raise
 
-    def _open(self, width: int, height: int) -> None:
+    def _open(self, tmp: Path, width: int, height: int) -> None:
         import av
 
         if width < 2 or height < 2:
             raise ValueError(f"{self.path}: a frame of {width}x{height} pixels is too small to encode (2x2 at least)")
-        self._container = av.open(str(self._target.tmp), "w")
+        self._container = av.open(str(tmp), "w")
         stream = self._container.add_stream(
             "libx264" if "libx264" in av.codecs_available else "mpeg4", rate=max(1, int(round(self.fps)))
         )
@@ -76,7 +76,7 @@ class VideoWriter:
             raise ValueError(f"{self.path}: the video writer is closed")
         with self._discard_on_failure():
             if self._stream is None:
-                self._open(rgb.shape[1], rgb.shape[0])
+                self._open(self._target.tmp, rgb.shape[1], rgb.shape[0])
             img = np.ascontiguousarray(rgb[: self._stream.height, : self._stream.width])
             for packet in self._stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 self._container.mux(packet)

@@ -140,7 +140,7 @@ def resize_short_side(frames: Frames, size: int) -> Frames:
     as a copy (OpenCV copies them too).
     """
     is_numpy = isinstance(frames, np.ndarray)
-    x = np.ascontiguousarray(frames) if is_numpy else frames.detach().cpu().contiguous().numpy()
+    x = np.ascontiguousarray(frames) if isinstance(frames, np.ndarray) else frames.detach().cpu().contiguous().numpy()
     if x.dtype != np.uint8:
         raise TypeError(f"resize_short_side expects uint8 frames, got {x.dtype}")
     if x.ndim < 3:
@@ -197,7 +197,7 @@ def resize_short_side_original(frames: Frames, size: int) -> Frames:
     already equals ``size`` are unchanged.
     """
     is_numpy = isinstance(frames, np.ndarray)
-    x = torch.from_numpy(np.ascontiguousarray(frames)) if is_numpy else frames
+    x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
     h, w = x.shape[-3], x.shape[-2]
     if (w <= h and w == size) or (h <= w and h == size):
         out = x.clone()

@@ -97,7 +97,8 @@ class Journal:
 def read_journal(out_dir: str | os.PathLike) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(run starts, video records) of every journal in ``out_dir``, oldest first; a line cut short by a kill is
     skipped."""
-    starts, records = [], []
+    starts: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
     for path in log_files(Path(out_dir)):
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -247,9 +248,10 @@ def _rows(
     jobs: Sequence[VideoJob], latest: dict[str, dict[str, Any]], settings: dict[str, Any]
 ) -> list[dict[str, Any]]:
     rows = []
+    statuses: dict[object, str] = {"done": "ok", "failed": "failed"}  # keyed by a record's "event", any JSON value
     for job in jobs:
         r = latest.get(job.rel) or {}
-        status = {"done": "ok", "failed": "failed"}.get(r.get("event"), "pending")
+        status = statuses.get(r.get("event"), "pending")
         row = {k: "" for k in MANIFEST_FIELDS}
         row.update({k: r.get(k, "") for k in MANIFEST_FIELDS if r.get(k) is not None})
         row.update(

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ..model import FEATURE_KINDS
+from ..model import FEATURE_KINDS, UniFormerV2
 from ..precision import compile_for_inference
 
 __all__ = ["FEATURE_KINDS", "check_kind", "feature_forward"]
@@ -17,7 +17,7 @@ __all__ = ["FEATURE_KINDS", "check_kind", "feature_forward"]
 class _Features(nn.Module):
     """``model.forward_features(x, kind)`` as a module's forward, so it can be compiled like the model."""
 
-    def __init__(self, model: nn.Module, kind: str) -> None:
+    def __init__(self, model: UniFormerV2, kind: str) -> None:
         super().__init__()
         self.model = model
         self.kind = kind
@@ -32,7 +32,7 @@ def check_kind(kind: str) -> None:
         raise UsageError(f"unknown feature kind {kind!r}; choose one of {', '.join(FEATURE_KINDS)}")
 
 
-def feature_forward(model: nn.Module, kind: str = "pooled", *, compile: bool = False) -> Callable[..., torch.Tensor]:
+def feature_forward(model: UniFormerV2, kind: str = "pooled", *, compile: bool = False) -> Callable[..., torch.Tensor]:
     """A callable ``f(normalised views) -> features`` of ``kind``, compiled with
     :func:`~uniformerv2.precision.compile_for_inference` when ``compile``."""
     check_kind(kind)

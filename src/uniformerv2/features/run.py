@@ -19,6 +19,7 @@ from torch import nn
 from ..duration import video_duration
 from ..engine import distributed as D
 from ..errors import UsageError, VideoDecodeError
+from ..model import UniFormerV2
 from ..precision import autocast, resolve_dtype
 from ..protocol import Protocol
 from .files import write_video_files
@@ -86,7 +87,7 @@ class _Stream(torch.utils.data.IterableDataset):
             p = self.protocol
             try:
                 times = np.asarray(reader.times, dtype=np.float64)
-                meta = dict(
+                meta: dict[str, Any] = dict(
                     fps=float(reader.fps),
                     frames=int(reader.num_frames),
                     duration_s=video_duration(times, float(reader.fps)),
@@ -191,7 +192,7 @@ def _done_record(
 
 
 def extract(
-    model: nn.Module,
+    model: UniFormerV2,
     jobs: Sequence[VideoJob],
     out_dir: str | os.PathLike,
     *,

@@ -21,14 +21,14 @@ class WindowSpec:
     """Sliding windows: ``window`` and ``stride`` (:class:`~uniformerv2.duration.Duration`: ``16f`` frames, ``2s``
     or a bare ``2`` seconds; text is parsed by :func:`~uniformerv2.duration.parse_duration`), ``fps`` (resample
     time first: the frame grid is ``k / fps`` seconds, frame ``k`` being the video frame shown then), ``crops`` (1:
-    centre, 3: three crops, averaged), ``align_end`` (add a last window that ends with the video, off the stride
-    grid)."""
+    centre, 3: three crops, averaged), ``align_end`` (a last window that ends with the video, off the stride
+    grid, so no frame is left out: the default, as in the timeline; ``False`` keeps a strictly regular grid)."""
 
     window: Duration = Duration(16, "f")
     stride: Duration = Duration(4, "f")
     fps: float | None = None
     crops: int = 1
-    align_end: bool = False
+    align_end: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "window", parse_duration(self.window, name="window"))

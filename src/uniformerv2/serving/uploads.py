@@ -10,7 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
@@ -18,6 +18,9 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from .errors import ApiError
+
+if TYPE_CHECKING:  # the TypedDict exists only for type checkers
+    from python_multipart.multipart import MultipartCallbacks
 
 __all__ = ["ClientGone", "Upload", "receive_upload", "MIB"]
 
@@ -152,19 +155,18 @@ class _Receiver:
 
     # ----------------------------------------------------------------------------------------------- use
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         """The callbacks for ``MultipartParser``."""
-        names = (
-            "on_part_begin",
-            "on_part_data",
-            "on_part_end",
-            "on_header_field",
-            "on_header_value",
-            "on_header_end",
-            "on_headers_finished",
-            "on_end",
-        )
-        return {name: getattr(self, name) for name in names}
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_end": self.on_end,
+        }
 
     def close_file(self) -> None:
         """Close the temp file (keeping its path)."""
