@@ -271,6 +271,7 @@ def test_windows_cli_writes_one_row_per_window_from_the_documented_frames(corpus
                 "4f",
                 "--crops",
                 "3",
+                "--no-align-end",  # the strictly regular grid the help documents
                 "--dtype",
                 "float32",
                 "--workers",
@@ -334,6 +335,7 @@ def test_safetensors_output_carries_the_windows(corpus, tmp_path):
                 "frame-cls",
                 "--format",
                 "safetensors",
+                "--no-align-end",
                 "--dtype",
                 "float32",
                 "--workers",
@@ -407,6 +409,7 @@ def test_a_journal_written_before_align_end_and_16f_still_resumes(corpus, tmp_pa
         "windows",
         "--window",
         "8f",
+        "--no-align-end",  # what cover_end=False, the old default, meant
         "--dtype",
         "float32",
         "--workers",

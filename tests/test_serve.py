@@ -538,7 +538,7 @@ def test_serve_help_lists_every_option(capsys: pytest.CaptureFixture) -> None:
         "--max-batch-views",
         "--max-wait-ms",
         "--max-upload-mb",
-        "--max-duration-s",
+        "--max-duration",
         "--api-key",
         "--labels",
         "--size",

@@ -44,7 +44,7 @@ __all__ = [
     "ShuffleFrames",
 ]
 
-ORDERS: list[tuple[int, int, int]] = list(itertools.permutations(range(3)))  # lamp 0 = top, 2 = bottom
+ORDERS: list[tuple[int, int, int]] = list(itertools.permutations(range(3), 3))  # lamp 0 = top, 2 = bottom
 _LAMP = ("top", "middle", "bottom")
 CLASS_NAMES: list[str] = ["-".join(_LAMP[i] for i in order) for order in ORDERS]
 
@@ -265,11 +265,14 @@ def run_demo(work_dir: str | os.PathLike, cfg: DemoConfig | None = None, *, prog
     )
     result = Trainer(tcfg).fit()
     t_train = time.perf_counter() - t0 - t_data
+    assert result.model is not None  # fit() returns the trained model
     model = result.model.eval()
 
     test = read_annotation_list(lists["test"], data)
     protocol = Protocol(cfg.frames, cfg.size, cfg.clips, cfg.crops)
-    common = dict(batch_views=96, workers=cfg.workers, device="cpu", progress=progress, class_names=CLASS_NAMES)
+    common: dict[str, Any] = dict(
+        batch_views=96, workers=cfg.workers, device="cpu", progress=progress, class_names=CLASS_NAMES
+    )
     res = evaluate(model, test, protocol, **common)
     res_shuffled = evaluate(ShuffleFrames(model, seed=cfg.seed), test, protocol, **common)
     t_total = time.perf_counter() - t0

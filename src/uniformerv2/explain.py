@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from .data.decode import open_video, rewrite_video
 from .data.transforms import normalize, rescale_size
 from .data.views import sample_test_indices, view_crop_boxes, views_from_frames
 from .errors import UsageError
-from .model import UniFormerV2
+from .model import GlobalUniBlock, UniFormerV2
 from .precision import autocast
 from .protocol import Protocol
 
@@ -83,6 +83,7 @@ def gradcam(
     n, g = x.shape[0], _grid(model)
     t = tokens.shape[0] // n
     acts = tokens.detach()[:, 1:].float().reshape(n, t, g * g, -1)  # [N, T', g*g, C]
+    assert tokens.grad is not None  # the backward pass reached the hooked block's output
     grads = tokens.grad[:, 1:].float().reshape(n, t, g * g, -1)
     weights = grads.mean(dim=(1, 2), keepdim=True)  # [N, 1, 1, C]
     cam = F.relu((acts * weights).sum(-1)).reshape(n, t, g, g)
@@ -111,6 +112,7 @@ def attention_maps(model: UniFormerV2, x: Tensor, *, dtype: torch.dtype | None =
     n, g = x.shape[0], _grid(model)
     maps = []
     for block, (token, keys) in zip(model.backbone.transformer.dec, inputs):
+        assert isinstance(block, GlobalUniBlock)  # dec is a ModuleList of them; iterating it yields Module
         attn = block.attn
         c = token.shape[-1]
         w_q, w_k, _ = attn.in_proj_weight.float().split(c)
@@ -202,7 +204,7 @@ def explain_video(
         probability=float(probs[int(target)]),
         indices=np.asarray(indices),
         frames=views[0].permute(1, 2, 3, 0).numpy(),
-        crop_box=tuple(int(v) for v in box),
+        crop_box=(int(box[0]), int(box[1]), int(box[2]), int(box[3])),
         resized=(int(resized[0]), int(resized[1])),
     )
     if method in ("gradcam", "both"):
@@ -231,9 +233,10 @@ def _full_frame_map(m: np.ndarray, ex: Explanation, height: int, width: int) -> 
     x1, y1, x2, y2 = ex.crop_box
     left, top = int(round(x1 * sx)), int(round(y1 * sy))
     right, bottom = max(left + 1, int(round(x2 * sx))), max(top + 1, int(round(y2 * sy)))
-    patch = np.asarray(
-        Image.fromarray(m.astype(np.float32), mode="F").resize((right - left, bottom - top), Image.BILINEAR)
-    )
+    # Pillow defines its module-level filter names (Image.BILINEAR == Image.Resampling.BILINEAR) at import time
+    # from the Resampling enum, so its type information lacks them; kept for Pillow < 9.1, which has no enum
+    bilinear = Image.BILINEAR  # type: ignore[attr-defined]
+    patch = np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize((right - left, bottom - top), bilinear))
     full = np.full((height, width), np.nan, np.float32)
     full[top:bottom, left:right] = patch[: height - top, : width - left]
     return full
@@ -315,7 +318,11 @@ def write_explanation(ex: Explanation, out_dir: str | os.PathLike) -> list[Path]
         peak = float(maps.max()) or 1.0
         overlays[name] = np.stack([blend(f, m / peak) for f, m in zip(ex.frames, maps)])
         raw = ex.attention_blocks if name == "attention" and ex.attention_blocks is not None else maps
-        written.append(atomic_write_file(out_dir / f"{stem}_{name}.npy", lambda f, a=raw: np.save(f, a), binary=True))
+
+        def save_npy(f: IO[Any], a: np.ndarray = raw) -> None:
+            np.save(f, a)
+
+        written.append(atomic_write_file(out_dir / f"{stem}_{name}.npy", save_npy, binary=True))
         written.append(write_overlay_video(ex, name, out_dir / f"{stem}_{name}.mp4"))
     title = f"{Path(ex.video).name}: {ex.target_name} ({ex.probability:.1%})"
     written.append(write_map_grid(out_dir / f"{stem}_explain.png", ex.frames, overlays, title=title))

@@ -156,7 +156,8 @@ class SourceReader(threading.Thread):
             self.fps = float(rate) if rate else None
             self.opened.set()
             step = 1.0 / (self.fps or NOMINAL_FPS)  # a frame without a timestamp: one frame interval after the last
-            start_wall = start_pts = None
+            start_wall: float | None = None
+            start_pts = 0.0  # set with start_wall
             n = 0
             for frame in container.decode(stream):
                 if self.stop_event.is_set():

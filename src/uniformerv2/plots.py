@@ -173,7 +173,12 @@ def write_timeline_png(
     for w, c in enumerate(scores.argmax(1)):
         rank = shown.index(int(c)) if int(c) in shown else None
         ax.axvspan(
-            starts[w], ends[w], ymin=0, ymax=0.04, color=colors(rank % 10) if rank is not None else "0.5", alpha=0.6,
+            starts[w],
+            ends[w],
+            ymin=0,
+            ymax=0.04,
+            color=colors(rank % 10) if rank is not None else "0.5",
+            alpha=0.6,
             lw=0,
         )
     ax.set_xlim(0, float(ends.max()) if len(ends) else 1)

@@ -7,7 +7,7 @@ import csv
 import json
 import os
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +33,12 @@ class Scorer(typing.Protocol):
     """What :func:`scan` scores windows with: a :class:`~uniformerv2.inference.VideoClassifier`, or the HTTP
     service's classifier that sends its views through the shared batcher."""
 
-    protocol: Protocol
-    class_names: Sequence[str]
-    backend: str
+    @property
+    def protocol(self) -> Protocol: ...  # read-only members: a list of class names is a Sequence[str]
+    @property
+    def class_names(self) -> Sequence[str]: ...
+    @property
+    def backend(self) -> str: ...
 
     def scores_of_videos(self, view_sets: Sequence[torch.Tensor]) -> torch.Tensor: ...
 
@@ -176,7 +179,7 @@ def _window_views(
         yield [views_from_frames(frames, protocol, inverse=inverse[w]) for w in range(len(chunk))]
 
 
-def _read_ahead(items: Iterator[Any], pool: Executor | None) -> Iterator[Any]:
+def _read_ahead(items: Iterator[Any], pool: Executor | None) -> Generator[Any, None, None]:
     """``items``, each made on ``pool`` (default: a thread of its own), the next one while the caller works on the
     current one: the windows ahead are decoded while these are scored."""
     if pool is None:

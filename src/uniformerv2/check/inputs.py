@@ -6,13 +6,16 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ..data.labels import describe_matches, read_label_map
 from ..data.lists import VideoSample, parse_annotation_list, scan_class_folders
 from ..errors import AnnotationError, CheckpointError
 from ..protocol import Protocol
 from .records import Finding, Split
+
+if TYPE_CHECKING:
+    from ..config import UniFormerV2Config
 
 __all__ = [
     "ModelClasses",

@@ -115,7 +115,7 @@ def command(
     )
 
 
-def alias(p: argparse.ArgumentParser, *flags: str, dest: str, **kw: Any) -> None:
+def alias(p: argparse._ActionsContainer, *flags: str, dest: str, **kw: Any) -> None:
     """Old spellings of an option: still accepted, not shown in ``--help``."""
     p.add_argument(*flags, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kw)
 
@@ -170,7 +170,7 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_labels_argument(p: argparse.ArgumentParser) -> None:
+def add_labels_argument(p: argparse._ActionsContainer) -> None:
     p.add_argument(
         "--labels",
         help="class names: a text file with one per line, or k400, k600, k700, k710, mitv1 "
@@ -280,9 +280,14 @@ def _field_type(hint: Any, meta: dict[str, Any]) -> tuple[Callable[[str], Any] |
     base = next((a for a in args if a is not type(None)), hint) if args else hint
     if base is bool:
         return None, True
-    parse: Callable[[str], Any] = {int: int, float: float, str: str, tuple: _literal(tuple), dict: _literal(dict)}.get(
-        base, str
-    )
+    parsers: dict[Any, Callable[[str], Any]] = {
+        int: int,
+        float: float,
+        str: str,
+        tuple: _literal(tuple),
+        dict: _literal(dict),
+    }
+    parse = parsers.get(base, str)
     if optional:
         parse = _optional(parse, tuple(meta.get("none_words", ("none",))))
     return parse, False
@@ -307,6 +312,7 @@ def add_dataclass_arguments(
                 flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
             )
         else:
+            assert parse is not None  # only flags have no parser
             extra = {"nargs": "?", "const": f.metadata["const"]} if "const" in f.metadata else {}
             p.add_argument(
                 flag,
@@ -334,6 +340,7 @@ def build_classifier(args: argparse.Namespace, views: tuple[int, int] | None) ->
 
     model, checkpoint = model_source(args)
     name = model if model is not None else checkpoint
+    assert name is not None  # model_source raises when neither is given
     return VideoClassifier.from_pretrained(
         name,
         checkpoint=checkpoint if model is not None else None,

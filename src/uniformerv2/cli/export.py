@@ -55,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
     name, checkpoint = model_source(args)
     model = create_model(name, checkpoint=checkpoint, **model_overrides(args))
     suffix = ".onnx" if args.format == "onnx" else ".pt2"
-    out = Path(args.output or (Path(str(name)).name if name else Path(checkpoint).stem) + suffix)
+    if name:
+        stem = Path(str(name)).name
+    else:
+        assert checkpoint is not None  # model_source raises when neither is given
+        stem = Path(checkpoint).stem
+    out = Path(args.output or stem + suffix)
     frames = args.frames or model.pretrained_cfg.protocol.frames
     size = model.cfg.input_resolution
     if args.format == "onnx":

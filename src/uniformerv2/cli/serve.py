@@ -13,12 +13,12 @@ from ..errors import UsageError
 from ._common import (
     EXIT_OK,
     add_labels_argument,
-    alias,
     add_model_arguments,
     add_set_argument,
     add_size_argument,
     add_speed_arguments,
     add_workers_argument,
+    alias,
     build_classifier,
     command,
     model_source,
@@ -170,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         )
     model, checkpoint = model_source(args)
     name = model if model is not None else checkpoint
+    assert name is not None  # model_source raises when neither is given
     # the server compiles its own forward passes; the classifier stays eager
     clf = build_classifier(argparse.Namespace(**{**vars(args), "compile": False}), args.views)
     workers = args.workers if args.workers else min(4, os.cpu_count() or 1)

@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import TypeVar, Union
 
 import numpy as np
 
@@ -106,6 +106,9 @@ def frame_to_rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
 
 
+_Reader = TypeVar("_Reader", bound="VideoReader")
+
+
 class VideoReader:
     """An opened video: ``num_frames``, ``fps``, ``times`` and ``read(indices)``; made by :func:`open_video`."""
 
@@ -124,7 +127,7 @@ class VideoReader:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> VideoReader:
+    def __enter__(self: _Reader) -> _Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import numpy as np
 import torch
@@ -133,6 +133,10 @@ def _resize_cv2_linear(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return out
 
 
+@overload
+def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray: ...
+@overload
+def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor: ...
 def resize_short_side(frames: Frames, size: int) -> Frames:
     """Resize ``[..., H, W, 3]`` uint8 frames so the short side is ``size`` (MMAction2 ``Resize(scale=(-1, size))``).
 
@@ -188,6 +192,10 @@ def normalize(views_uint8: torch.Tensor) -> torch.Tensor:
 # The original (SlowFast-based) code's test-time spatial transforms
 
 
+@overload
+def resize_short_side_original(frames: np.ndarray, size: int) -> np.ndarray: ...
+@overload
+def resize_short_side_original(frames: torch.Tensor, size: int) -> torch.Tensor: ...
 def resize_short_side_original(frames: Frames, size: int) -> Frames:
     """The original code's ``random_short_side_scale_jitter(min=max=size)`` on uint8 ``[..., H, W, 3]`` frames.
 

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..atomic import atomic_write_text
 from ..check import BadSamplesError, check_samples
 from ..config import PretrainedCfg, UniFormerV2Config
 from ..data import VideoSample, scan_class_folders
+from ..data.augment import TrainTransform
 from ..errors import DownloadError, UsageError
 from ..factory import init_from_clip, model_config
 from ..model import UniFormerV2
@@ -22,6 +24,7 @@ from ..protocol import Protocol
 from ..zoo import CLIP_CHECKPOINT_URLS, Preset
 from . import distributed as D
 from .config import TrainConfig
+from .optim import RecipeSchedule, build_optimizer
 
 __all__ = ["build_model", "run_architecture", "folder_samples", "stratified_split", "checked_samples"]
 
@@ -111,6 +114,7 @@ def stratified_split(samples: Sequence[Any], fraction: float, *, seed: int = 0) 
 def folder_samples(cfg: TrainConfig) -> tuple[list[VideoSample], list[VideoSample] | None, list[str]]:
     """Training (and validation) videos from folders of class sub-folders, and the class names (the folder names).
     ``val_split``: a seeded split that keeps every class's share."""
+    assert cfg.folder is not None  # callers come here only when --folder is given
     train, classes = scan_class_folders(cfg.folder)
     if cfg.val_folder and cfg.val_split:
         raise UsageError("give either --val-folder or --val-split, not both")
@@ -124,7 +128,10 @@ def folder_samples(cfg: TrainConfig) -> tuple[list[VideoSample], list[VideoSampl
                 f"training classes of --folder {cfg.folder}"
             )
         index = {name: i for i, name in enumerate(classes)}
-        val = [VideoSample(s.path, index[val_classes[s.label]]) for s in val_videos]
+        val = []
+        for s in val_videos:
+            assert s.label is not None  # scan_class_folders labels every video with its folder
+            val.append(VideoSample(s.path, index[val_classes[s.label]]))
     elif cfg.val_split:
         train, val = stratified_split(train, cfg.val_split, seed=cfg.seed)
     return train, val, list(classes)
@@ -156,3 +163,64 @@ def checked_samples(
     if not kept:
         raise BadSamplesError(source, problems, report)
     return kept
+
+
+def export_model(
+    path: Path,
+    model_state: dict[str, torch.Tensor],
+    module: UniFormerV2,
+    model_cfg: UniFormerV2Config,
+    frames: int,
+    size: int,
+    class_names: Sequence[str] | None,
+) -> Path:
+    """A trained model as one of our self-describing checkpoints: architecture, protocol and class names."""
+    from ..checkpoint import save_checkpoint
+
+    pretrained = module.pretrained_cfg.replace(
+        protocol=module.pretrained_cfg.protocol.replace(frames=frames, size=size),
+        class_names=tuple(class_names) if class_names else None,
+    )
+    return save_checkpoint(model_state, path, config=model_cfg, extra_metadata=pretrained.to_metadata())
+
+
+def train_transform(cfg: TrainConfig, size: int) -> TrainTransform:
+    """The recipe's training augmentation at ``size`` pixels."""
+    return TrainTransform(
+        short_side=cfg.short_side,
+        size=size,
+        randaug=cfg.randaug,
+        randaug_magnitude=cfg.randaug_magnitude,
+        randaug_num_layers=cfg.randaug_num_layers,
+        randaug_prob=cfg.randaug_prob,
+        area_range=tuple(cfg.area_range),
+        aspect_ratio_range=tuple(cfg.aspect_ratio_range),
+        flip_ratio=cfg.flip_ratio,
+    )
+
+
+def recipe_optimizer(model: torch.nn.Module, lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with the recipe's parameter groups (weight decay multipliers) at learning rate ``lr``."""
+    return build_optimizer(
+        model,
+        lr,
+        weight_decay=cfg.weight_decay,
+        betas=tuple(cfg.betas),
+        eps=cfg.eps,
+        norm_decay_mult=cfg.norm_decay_mult,
+        bias_decay_mult=cfg.bias_decay_mult,
+        embed_decay_mult=cfg.embed_decay_mult,
+        bias_rule=cfg.bias_rule,
+    )
+
+
+def recipe_schedule(cfg: TrainConfig, steps_per_epoch: int, lr: float) -> RecipeSchedule:
+    """The recipe's warm-up and cosine schedule over ``cfg.epochs``."""
+    return RecipeSchedule(
+        steps_per_epoch,
+        epochs=cfg.epochs,
+        warmup_epochs=cfg.warmup_epochs,
+        warmup_start_factor=cfg.warmup_start_factor,
+        eta_min_ratio=cfg.eta_min_ratio,
+        base_lr=lr,
+    )

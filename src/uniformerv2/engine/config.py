@@ -1,4 +1,5 @@
-"""Every setting of a training run: :class:`TrainConfig`, whose defaults are MMAction2 1.2.0's B/16 recipe.
+"""Every setting of a training run: :class:`TrainConfig`, whose defaults are MMAction2 1.2.0's B/16 recipe; and
+what a run gives back, :class:`TrainResult`.
 
 The recipe (``uniformerv2-base-p16-res224_clip-kinetics710-pre_8xb32-u8_kinetics400-rgb``): AdamW (betas
 0.9/0.999, weight decay 0.05, none on norms and biases), base learning rate 2e-6 for a total batch of 256 scaled
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from torch import nn
 
 from ..errors import ConfigError
 
@@ -144,7 +148,10 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = cls._canonical(d)
         types = {f.name: f.type for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) and types[k] == "tuple" else v for k, v in d.items()})
+        kwargs: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) and types[k] == "tuple" else v for k, v in d.items()
+        }
+        return cls(**kwargs)
 
     @classmethod
     def _canonical(cls, d: dict[str, Any]) -> dict[str, Any]:
@@ -154,3 +161,17 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training options: {', '.join(unknown)}")
         return out
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`~uniformerv2.engine.train.Trainer.fit` gives back."""
+
+    work_dir: Path
+    model_path: Path | None  # the exported final model (.safetensors)
+    best_path: Path | None
+    best_top1: float | None
+    history: list[dict[str, Any]]
+    steps: int
+    epochs: int
+    model: nn.Module | None = None

@@ -19,8 +19,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -56,7 +56,9 @@ def _classify(module: nn.Module, name: str, param: nn.Parameter, embeddings: set
 def _embedding_ids(model: nn.Module) -> set[int]:
     """The parameters the model names as embeddings or tokens (its ``no_weight_decay()``), through DDP wrappers."""
     base = getattr(model, "module", model)
-    names = base.no_weight_decay() if hasattr(base, "no_weight_decay") else set()
+    # nn.Module types unknown attributes as Tensor | Module; a model that has it defines ``no_weight_decay()``
+    # (UniFormerV2's returns set[str])
+    names = cast(Callable[[], Iterable[str]], base.no_weight_decay)() if hasattr(base, "no_weight_decay") else set()
     return {id(p) for n, p in base.named_parameters() if n in names}
 
 

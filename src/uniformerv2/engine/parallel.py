@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -53,6 +53,9 @@ class Parallel:
     def no_sync(self, wrapped: nn.Module, last_micro_batch: bool) -> AbstractContextManager[Any]:
         """DDP's ``no_sync`` for the micro-batches of gradient accumulation before the last one."""
         if self.mode == "ddp" and not last_micro_batch:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            assert isinstance(wrapped, DDP)  # what wrap() returns in ddp mode
             return wrapped.no_sync()
         return nullcontext()
 
@@ -75,7 +78,8 @@ class Parallel:
             )
 
             options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            sd = get_model_state_dict(wrapped, options=options)
+            # full_state_dict=True gathers every entry into a plain (CPU) tensor: no ShardedTensor or DTensor left
+            sd = cast(dict[str, torch.Tensor], get_model_state_dict(wrapped, options=options))
             osd = get_optimizer_state_dict(wrapped, optimizer, options=options) if optimizer is not None else {}
             return sd, osd
         sd = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}

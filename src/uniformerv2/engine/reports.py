@@ -7,11 +7,11 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
-from ..atomic import atomic_write_file
+from ..atomic import append_line, atomic_write_file, atomic_write_text
 from ..errors import UsageError
 from ..plots import write_confusion_png as _confusion_png
 from .evaluate import EvalResult
@@ -99,7 +99,12 @@ def write_dump(path: str | os.PathLike, result: EvalResult) -> Path:
         return atomic_write_file(path, lambda f: pickle.dump(records, f, protocol=2), binary=True)
     if suffix == ".json":
         payload = _json_payload(result)
-        return atomic_write_file(path, lambda f: (json.dump(payload, f, indent=1), f.write("\n")), binary=False)
+
+        def write_json(f: IO[Any]) -> None:
+            json.dump(payload, f, indent=1)
+            f.write("\n")
+
+        return atomic_write_file(path, write_json, binary=False)
     raise UsageError(f"--dump {path}: the file name must end in .pkl, .pickle or .json")
 
 
@@ -158,3 +163,28 @@ def write_confusion_png(path: str | os.PathLike, result: EvalResult, max_classes
     """Row-normalised confusion matrix of a labelled result (see :func:`uniformerv2.plots.write_confusion_png`)."""
     names = [result.class_name(c) for c in range(result.num_classes)]
     return _confusion_png(path, result.confusion(), names, top1=result.metrics.get("top1"), max_classes=max_classes)
+
+
+class JsonLog:
+    """A run's JSON-lines log (``log.jsonl``), written by the main process only."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+
+    def truncate_after(self, global_step: int) -> None:
+        """On resume: drop what a killed run logged after its checkpoint."""
+        if not self.enabled or not self.path.is_file():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("global_step", 0) <= global_step:
+                keep.append(line)
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
+
+    def write(self, rec: dict[str, Any]) -> None:
+        if self.enabled:
+            append_line(self.path, json.dumps(rec))

@@ -47,7 +47,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
 def capture_rng_state() -> dict[str, Any]:
     """Python, NumPy (global), torch CPU and all CUDA generators, as weights-only-loadable objects."""
-    np_state = np.random.get_state()
+    # legacy=True is NumPy's default; spelled out because its stubs give the no-argument call the dict overload
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple)  # the global RandomState is an MT19937: legacy form is the 5-tuple
     state: dict[str, Any] = {
         "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
         "numpy": {

@@ -24,7 +24,6 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +32,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import append_line, atomic_write_text
+from ..atomic import atomic_write_text
 from ..check import BadSamplesError, check_samples
 from ..data import read_annotation_list, read_label_map
-from ..data.augment import TrainClipsDataset, TrainTransform
+from ..data.augment import TrainClipsDataset
 from ..errors import UsageError
+from ..model import UniFormerV2
 from ..plots import write_curves
 from ..precision import autocast_dtype, resolve_dtype
 from ..protocol import Protocol
 from . import distributed as D
-from .build import build_model, checked_samples, folder_samples, run_architecture
-from .config import TrainConfig
+from .build import (
+    build_model,
+    checked_samples,
+    export_model,
+    folder_samples,
+    recipe_optimizer,
+    recipe_schedule,
+    run_architecture,
+    train_transform,
+)
+from .config import TrainConfig, TrainResult
 from .evaluate import evaluate
-from .optim import RecipeSchedule, build_optimizer, scaled_lr
+from .optim import scaled_lr
 from .parallel import Parallel
+from .reports import JsonLog
 from .sampler import ResumableSampler
 from .state import (
     CheckpointManager,
@@ -70,41 +80,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class TrainResult:
-    work_dir: Path
-    model_path: Path | None  # the exported final model (.safetensors)
-    best_path: Path | None
-    best_top1: float | None
-    history: list[dict[str, Any]]
-    steps: int
-    epochs: int
-    model: nn.Module | None = None
-
-
-class _JsonLog:
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
-
-    def truncate_after(self, global_step: int) -> None:
-        """On resume: drop what a killed run logged after its checkpoint."""
-        if not self.enabled or not self.path.is_file():
-            return
-        keep = []
-        for line in self.path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("global_step", 0) <= global_step:
-                keep.append(line)
-        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
-
-    def write(self, rec: dict[str, Any]) -> None:
-        if self.enabled:
-            append_line(self.path, json.dumps(rec))
-
-
 class Trainer:
     """One training run: ``Trainer(cfg).fit()``; see the module docstring.
 
@@ -119,7 +94,7 @@ class Trainer:
         *,
         train_samples: Sequence[Any] | None = None,
         val_samples: Sequence[Any] | None = None,
-        model: nn.Module | None = None,
+        model: UniFormerV2 | None = None,
         callbacks: Sequence[Callable[..., None]] = (),
         class_names: Sequence[str] | None = None,
     ) -> None:
@@ -169,6 +144,7 @@ class Trainer:
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
 
+        train_samples: list[Any] | None
         if cfg.folder:
             train_samples, val_samples = self._folder_samples()
             cfg = self.cfg  # the folders gave the class count
@@ -201,17 +177,7 @@ class Trainer:
         self.module = model
         torch.manual_seed(cfg.seed + self.rank)  # dropout / drop-path streams per rank
 
-        tf = TrainTransform(
-            short_side=cfg.short_side,
-            size=self.size,
-            randaug=cfg.randaug,
-            randaug_magnitude=cfg.randaug_magnitude,
-            randaug_num_layers=cfg.randaug_num_layers,
-            randaug_prob=cfg.randaug_prob,
-            area_range=tuple(cfg.area_range),
-            aspect_ratio_range=tuple(cfg.aspect_ratio_range),
-            flip_ratio=cfg.flip_ratio,
-        )
+        tf = train_transform(cfg, self.size)
         self.dataset = TrainClipsDataset(
             self.train_samples, frames=self.frames, seed=cfg.seed, transform=tf, backend=cfg.backend
         )
@@ -226,25 +192,8 @@ class Trainer:
 
         total_batch = cfg.batch_size * self.world_size * cfg.accum_steps
         self.lr = cfg.lr if cfg.lr is not None else scaled_lr(cfg.base_lr, total_batch, cfg.base_batch_size)
-        self.optimizer = build_optimizer(
-            self.model,
-            self.lr,
-            weight_decay=cfg.weight_decay,
-            betas=tuple(cfg.betas),
-            eps=cfg.eps,
-            norm_decay_mult=cfg.norm_decay_mult,
-            bias_decay_mult=cfg.bias_decay_mult,
-            embed_decay_mult=cfg.embed_decay_mult,
-            bias_rule=cfg.bias_rule,
-        )
-        self.schedule = RecipeSchedule(
-            self.steps_per_epoch,
-            epochs=cfg.epochs,
-            warmup_epochs=cfg.warmup_epochs,
-            warmup_start_factor=cfg.warmup_start_factor,
-            eta_min_ratio=cfg.eta_min_ratio,
-            base_lr=self.lr,
-        )
+        self.optimizer = recipe_optimizer(self.model, self.lr, cfg)
+        self.schedule = recipe_schedule(cfg, self.steps_per_epoch, self.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.train_step = TrainStep(
             self.model,
@@ -256,7 +205,7 @@ class Trainer:
             clip_grad=cfg.clip_grad,
         )
         self.ckpt = CheckpointManager(self.work_dir, keep_last=cfg.keep_last)
-        self.jsonl = _JsonLog(self.work_dir / "log.jsonl", self.rank == 0)
+        self.jsonl = JsonLog(self.work_dir / "log.jsonl", self.rank == 0)
         self.epoch, self.batches_done, self.global_step = 0, 0, 0
         self.best_top1: float | None = None
         if self.rank == 0:
@@ -326,14 +275,7 @@ class Trainer:
         return path
 
     def _export(self, path: Path, model_state: dict[str, torch.Tensor]) -> Path:
-        """The model as one of our self-describing checkpoints: architecture, protocol and class names."""
-        from ..checkpoint import save_checkpoint
-
-        pretrained = self.module.pretrained_cfg.replace(
-            protocol=self.module.pretrained_cfg.protocol.replace(frames=self.frames, size=self.size),
-            class_names=tuple(self.class_names) if self.class_names else None,
-        )
-        return save_checkpoint(model_state, path, config=self.model_cfg, extra_metadata=pretrained.to_metadata())
+        return export_model(path, model_state, self.module, self.model_cfg, self.frames, self.size, self.class_names)
 
     def _resume(self) -> None:
         cfg = self.cfg
@@ -470,7 +412,11 @@ class Trainer:
         m = dict(result.metrics)
         if result.failures:
             m["failures"] = len(result.failures)
-        labels = torch.tensor([int(lab) for lab in result.labels], dtype=torch.long)
+        label_ids: list[int] = []
+        for lab in result.labels:
+            assert lab is not None  # checked_samples rejected unlabelled validation videos
+            label_ids.append(int(lab))
+        labels = torch.tensor(label_ids, dtype=torch.long)
         if len(labels):
             m["loss"] = float(F.nll_loss(result.scores.clamp_min(1e-12).log(), labels))
         return m
@@ -537,7 +483,9 @@ class Trainer:
 
 def train(cfg: TrainConfig | None = None, **kwargs: Any) -> TrainResult:
     """``train(TrainConfig(...))`` or ``train(model=..., ann_file=..., work_dir=...)``; returns a TrainResult."""
-    trainer_kw = {k: kwargs.pop(k) for k in ("train_samples", "val_samples", "callbacks") if k in kwargs}
+    trainer_kw: dict[str, Any] = {
+        k: kwargs.pop(k) for k in ("train_samples", "val_samples", "callbacks") if k in kwargs
+    }
     if isinstance(kwargs.get("class_names"), (list, tuple)):  # names themselves, not a label-map file
         trainer_kw["class_names"] = kwargs.pop("class_names")
     if "model" in kwargs and isinstance(kwargs["model"], nn.Module):

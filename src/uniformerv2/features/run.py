@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..duration import video_duration
 from ..engine import distributed as D

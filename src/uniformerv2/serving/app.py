@@ -324,11 +324,12 @@ def create_app(clf: VideoClassifier, config: ServeConfig | None = None) -> FastA
         async with service.slot():
             _timeline_options(service, _merged(request, None))
             async with service.upload(request) as upload:
-                window, stride, protocol, k, (rows, names) = _timeline_options(service, _merged(request, upload))
+                # the query parameters above only document the options: they are read from the merged form
+                window_d, stride_d, protocol, k, (rows, names) = _timeline_options(service, _merged(request, upload))
                 if await request.is_disconnected():
                     raise ClientGone()
                 model = service.classifier(protocol, rows, names)
-                tl, decode_s = await service.timeline(upload, model, window, stride)
+                tl, decode_s = await service.timeline(upload, model, window_d, stride_d)
                 return {
                     **tl.to_dict(k),
                     "model": cfg.model_name,

@@ -207,6 +207,8 @@ class Service:
     def open_upload(self, upload: Upload) -> UploadedVideo:
         """The upload opened for reading, its length checked against ``max_duration_s``."""
         try:
+            if upload.path is None:
+                raise ValueError("the upload's file was already removed")
             reader = open_video(upload.path, self.clf.backend)
         except Exception as e:  # noqa: BLE001 - see _decode_error
             raise self._decode_error(upload, e) from None
@@ -296,7 +298,7 @@ class UploadedVideo(VideoReader):
     def times(self) -> np.ndarray:
         return self._reader.times
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         try:
             return self._reader.read(indices)
         except Exception as e:  # noqa: BLE001 - see Service._decode_error
