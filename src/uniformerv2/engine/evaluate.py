@@ -23,6 +23,7 @@ from ..data import TestViewsDataset, normalize
 from ..errors import UsageError
 from ..precision import autocast, compile_for_inference, resolve_dtype
 from ..protocol import Protocol
+from ..scoring import probabilities
 from . import distributed as D
 from .metrics import compute_metrics, confusion_matrix, per_class_accuracy
 
@@ -164,13 +165,11 @@ def evaluate(
                     with autocast_context:
                         out = forward(x)
                     logits.append(out.float())
-                probs = torch.cat(logits).softmax(dim=1)
                 counts = [int(item["views"].shape[0]) for _, item in good]
-                for (index, item), p in zip(good, probs.split(counts)):
+                for (index, item), video_logits in zip(good, torch.cat(logits).split(counts)):
                     label = item.get("label")
-                    records.append(
-                        (index, str(item["path"]), None if label is None else int(label), p.mean(dim=0).cpu().numpy())
-                    )
+                    scores = probabilities(video_logits).cpu().numpy()  # the one scoring rule
+                    records.append((index, str(item["path"]), None if label is None else int(label), scores))
             bar.update(len(batch))
             if failures:
                 bar.set_postfix(failed=len(failures), refresh=False)
