@@ -168,8 +168,8 @@ def evaluate(
                 counts = [int(item["views"].shape[0]) for _, item in good]
                 for (index, item), video_logits in zip(good, torch.cat(logits).split(counts)):
                     label = item.get("label")
-                    scores = probabilities(video_logits).cpu().numpy()  # the one scoring rule
-                    records.append((index, str(item["path"]), None if label is None else int(label), scores))
+                    video_scores = probabilities(video_logits).cpu().numpy()  # the one scoring rule
+                    records.append((index, str(item["path"]), None if label is None else int(label), video_scores))
             bar.update(len(batch))
             if failures:
                 bar.set_postfix(failed=len(failures), refresh=False)
