@@ -140,3 +140,17 @@ def test_a_video_on_a_full_disk_is_said_with_the_path_and_leaves_the_previous_fi
         "left: ['v.mp4']",
     ]
     assert "Traceback" not in proc.stderr
+
+
+def test_a_killed_writers_temporaries_are_removed_and_nothing_else(tmp_path):
+    from uniformerv2.atomic import remove_stale_temporaries
+
+    target = tmp_path / "clip.mp4"
+    left = [tmp_path / ".clip.mp4.k3j2.tmp", tmp_path / ".clip.mp4.x9.tmp.mp4"]
+    kept = [tmp_path / "clip.mp4", tmp_path / ".other.mp4.a1.tmp", tmp_path / "clip.mp4.tmp"]
+    for p in left + kept:
+        p.write_bytes(b"x")
+    assert remove_stale_temporaries(target) == 2
+    assert [p.exists() for p in left] == [False, False] and all(p.exists() for p in kept)
+    assert remove_stale_temporaries(tmp_path) == 1  # a folder: every file's
+    assert not (tmp_path / ".other.mp4.a1.tmp").exists() and (tmp_path / "clip.mp4.tmp").exists()

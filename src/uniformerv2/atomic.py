@@ -14,6 +14,7 @@ for a file finished elsewhere (a resumable download's ``.part``), :func:`append_
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ from typing import IO, Any
 from .errors import OutputError, UniFormerV2Error
 
 __all__ = [
+    "remove_stale_temporaries",
     "atomic_write",
     "atomic_write_file",
     "atomic_write_text",
@@ -201,3 +203,19 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line to a log file (a crash loses at most that line); a failed write is an OutputError."""
     with file_errors(path), open(path, "a", encoding="utf-8") as f:
         f.write(line + "\n")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Remove the temporaries a killed writer of ``path`` left beside it (``.<name>.<random>.tmp[<suffix>]``;
+    every other failure cleans up after itself); ``path`` a folder: those of every file in it. Returns how many."""
+    target = Path(path)
+    pattern = ".*.tmp*" if target.is_dir() else f".{glob.escape(target.name)}.*.tmp*"
+    folder = target if target.is_dir() else target.parent
+    removed = 0
+    for tmp in folder.glob(pattern):
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:  # gone already, or not ours to remove: a later write still succeeds
+            pass
+    return removed

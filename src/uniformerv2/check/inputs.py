@@ -183,11 +183,9 @@ def model_classes(name: str) -> ModelClasses:
 
 def model_aliases(model: ModelClasses) -> dict[str, int] | None:
     """Other datasets' names for a Kinetics-710 model's classes (MMAction2's channel maps), else None."""
-    if model.num_classes != 710:
-        return None
-    from ..data.labels import kinetics710_aliases
+    from ..data.labels import head_aliases
 
-    return kinetics710_aliases()
+    return head_aliases(model.num_classes)
 
 
 def labels_against_model(

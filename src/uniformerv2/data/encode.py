@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import AtomicPath, file_errors
+from ..atomic import AtomicPath, file_errors, remove_stale_temporaries
 
 __all__ = ["VideoWriter"]
 
@@ -35,6 +35,7 @@ class VideoWriter:
         self.fps = fps
         self.crf = crf
         self.frames = 0  # written so far
+        remove_stale_temporaries(self.path)  # what a killed earlier writer of this video left
         self._target: AtomicPath | None = AtomicPath(self.path, keep_suffix=True)
         self._container: Any = None
         self._stream: Any = None

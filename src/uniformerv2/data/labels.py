@@ -22,6 +22,7 @@ __all__ = [
     "match_class_names",
     "class_rows",
     "kinetics710_aliases",
+    "head_aliases",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -88,6 +89,12 @@ def kinetics710_aliases() -> dict[str, int]:
     return aliases
 
 
+def head_aliases(num_classes: int) -> dict[str, int] | None:
+    """Other datasets' names for a head's classes: a Kinetics-710 head's (MMAction2's channel maps), else None.
+    The one rule ``--labels``, ``check`` and the service use to find a class by another dataset's name."""
+    return kinetics710_aliases() if num_classes == 710 else None
+
+
 def describe_matches(
     wanted: Sequence[str], names: Sequence[str], *, aliases: Mapping[str, int] | None = None
 ) -> list[dict[str, Any]]:
@@ -145,4 +152,4 @@ def match_class_names(
 def class_rows(wanted: Sequence[str], names: Sequence[str], *, source: str = "--labels") -> list[int]:
     """:func:`match_class_names` of a model's classes ``names``, through the Kinetics-710 channel maps (other
     datasets' names for its classes) when the model has 710 classes: how ``--labels`` picks a model's head rows."""
-    return match_class_names(wanted, names, source=source, aliases=kinetics710_aliases() if len(names) == 710 else None)
+    return match_class_names(wanted, names, source=source, aliases=head_aliases(len(names)))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic import atomic_copy, atomic_write, atomic_write_text
+from ..atomic import atomic_copy, atomic_write, atomic_write_text, remove_stale_temporaries
 from ..errors import TrainingStateError
 
 __all__ = [
@@ -155,11 +155,7 @@ class CheckpointManager:
     ) -> Path:
         """Write ``state`` as ``epoch_{epoch}_step_{step}.pt``, move the pointer, prune, and copy it to best."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob(".*.tmp"):  # temporaries of a write that was killed
-            try:
-                stale.unlink()
-            except OSError:
-                pass
+        remove_stale_temporaries(self.dir)  # temporaries of a write that was killed
         path = self.dir / f"epoch_{epoch}_step_{step}.pt"
         atomic_torch_save(state, path)
         atomic_write_text(self.dir / "last_checkpoint", path.name + "\n")

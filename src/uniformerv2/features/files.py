@@ -4,14 +4,13 @@ table beside them (``.windows.csv``), each written atomically and described (siz
 from __future__ import annotations
 
 import csv
-import glob
 import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes, remove_stale_temporaries
 from .jobs import VideoJob
 from .journal import sha256_bytes
 from .windows import WindowPlan
@@ -19,18 +18,9 @@ from .windows import WindowPlan
 __all__ = ["write_video_files"]
 
 
-def _remove_stale_temps(path: Path) -> None:
-    """Temporary files a killed writer left beside ``path`` (atomic writes clean up after any other failure)."""
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-
-
 def _write(out_dir: Path, rel: str, data: bytes) -> dict[str, Any]:
     path = out_dir / rel
-    _remove_stale_temps(path)
+    remove_stale_temporaries(path)
     atomic_write_bytes(path, data)
     return {"file": rel, "bytes": len(data), "sha256": sha256_bytes(data)}
 
