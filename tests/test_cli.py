@@ -94,3 +94,41 @@ def test_old_spellings_of_options_still_work():
     for command in ("timeline", "explain"):  # --top is now --top-k
         assert build_parser().parse_args([command, "v.mp4", "--model", "m", "--top", "3"]).top_k == 3
         assert build_parser().parse_args([command, "v.mp4", "--model", "m", "--top-k", "3"]).top_k == 3
+
+
+def test_reference_commands_run_float32_unless_asked_and_interactive_ones_auto():
+    from uniformerv2.cli import build_parser
+
+    parser = build_parser()
+    reference = {"test": ["m", "--ann-file", "a.txt"], "extract": ["v.mp4", "--out-dir", "o"]}
+    interactive = {"predict": ["v.mp4"], "timeline": ["v.mp4"], "live": ["0"], "serve": []}
+    for command, args in reference.items():
+        assert parser.parse_args([command, *args]).dtype == "float32", command
+        assert parser.parse_args([command, *args, "--dtype", "auto"]).dtype == "auto", command
+    for command, args in interactive.items():
+        assert parser.parse_args([command, *args]).dtype == "auto", command
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error_before_anything_is_built(capsys):
+    import pytest
+
+    from uniformerv2.cli import build_parser
+
+    parser = build_parser()
+    commands = {
+        "predict": ["v.mp4"],
+        "timeline": ["v.mp4"],
+        "live": ["0"],
+        "serve": [],
+        "explain": ["v.mp4"],
+        "test": ["m", "--ann-file", "a.txt"],
+        "extract": ["v.mp4", "--out-dir", "o"],
+    }
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, or the first where there is none
+    for command, args in commands.items():
+        for bad, says in (("banana", "is not a device name"), (missing, "is not on this machine")):
+            with pytest.raises(SystemExit) as exit_info:
+                parser.parse_args([command, *args, "--device", bad])
+            err = capsys.readouterr().err
+            assert exit_info.value.code == 2 and says in err and "this machine has: cpu" in err, (command, err)
+        assert parser.parse_args([command, *args, "--device", "cpu"]).device == "cpu"

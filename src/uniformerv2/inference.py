@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .model import UniFormerV2
-from .precision import autocast, compile_for_inference, resolve_dtype
+from .precision import autocast, check_device, compile_for_inference, resolve_dtype
 from .protocol import Protocol
 from .scoring import probabilities, top_classes
 
@@ -47,14 +47,14 @@ class VideoClassifier:
         ``"fp16"``; default float32). ``compile``: run the network through
         :func:`~uniformerv2.precision.compile_for_inference` (the first video pays the compilation)."""
         pretrained = model.pretrained_cfg
-        self.model = model.eval().to(device)
+        self.device = check_device(device)  # before the model moves: a missing GPU is the caller's mistake
+        self.model = model.eval().to(self.device)
         self.protocol = protocol or pretrained.protocol
         if class_names is None:
             class_names = pretrained.class_names or [f"class_{i}" for i in range(model.num_classes)]
         self.class_names = list(class_names)
         if len(self.class_names) != model.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for a {model.num_classes}-class model")
-        self.device = torch.device(device)
         self.batch_views = batch_views
         self.backend = backend
         self.dtype = resolve_dtype(dtype, self.device)
@@ -79,6 +79,8 @@ class VideoClassifier:
     ) -> VideoClassifier:
         """A preset name (published weights unless ``checkpoint`` is given) or one of our checkpoint files."""
         from .factory import create_model
+
+        check_device(device)  # before the weights are read or downloaded
 
         model = create_model(
             name_or_checkpoint,

@@ -22,6 +22,8 @@ import torch
 from .errors import UsageError
 
 __all__ = [
+    "check_device",
+    "available_devices",
     "DTYPE_NAMES",
     "autocast_dtype",
     "resolve_dtype",
@@ -54,6 +56,35 @@ def _cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def available_devices() -> list[str]:
+    """The devices this machine has, as ``--device`` names them: ``cpu``, then ``cuda:N`` and ``mps`` where present."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` checked against this machine before anything is built: a name torch does not know, or a GPU
+    this machine does not have, is a :class:`~uniformerv2.errors.UsageError` that lists what it has."""
+    here = f"this machine has: {', '.join(available_devices())}"
+    try:
+        checked = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"device {str(device)!r} is not a device name: use cpu, cuda or cuda:N ({here})") from None
+    if checked.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (checked.index is not None and checked.index >= count):
+            raise UsageError(f"device {str(device)!r} is not on this machine ({here})")
+    elif checked.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {str(device)!r} is not on this machine ({here})")
+    elif checked.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"device {str(device)!r}: only cpu, cuda and mps are supported ({here})")
+    return checked
 
 
 def native_bf16(device: str | torch.device = "cpu") -> bool:

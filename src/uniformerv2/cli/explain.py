@@ -15,6 +15,7 @@ from ._common import (
     alias,
     build_classifier,
     command,
+    device,
     positive_int,
 )
 
@@ -51,7 +52,7 @@ def register(sub: Any) -> None:
     add_labels_argument(p)
     add_size_argument(p)
     p.add_argument("--out-dir", help="where the files go (default: <video>_explain/)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument(
         "--dtype",
         choices=["auto", "float32", "bfloat16", "float16"],

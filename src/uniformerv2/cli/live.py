@@ -16,6 +16,7 @@ from ._common import (
     add_speed_arguments,
     build_classifier,
     command,
+    device,
     duration,
     positive_int,
     seconds,
@@ -70,7 +71,7 @@ def register(sub: Any) -> None:
     p.add_argument("--crops", type=int, choices=[1, 3], default=1, help="crops per decision (default 1)")
     add_labels_argument(p)
     add_size_argument(p)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     add_speed_arguments(p)
     add_set_argument(p)
     p.set_defaults(func=run)

@@ -16,6 +16,7 @@ from ._common import (
     add_speed_arguments,
     build_classifier,
     command,
+    device,
     exit_status,
     positive_int,
     views,
@@ -38,7 +39,7 @@ def register(sub: Any) -> None:
     p.add_argument("--frames", type=positive_int, help="frames per clip (default: the model's protocol)")
     add_labels_argument(p)
     add_size_argument(p)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     add_speed_arguments(p)
     p.add_argument(
         "--json",

@@ -21,6 +21,7 @@ from ._common import (
     alias,
     build_classifier,
     command,
+    device,
     model_source,
     non_negative_float,
     positive_float,
@@ -111,7 +112,7 @@ def register(sub: Any) -> None:
     )
     add_labels_argument(p)
     add_size_argument(p)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     add_speed_arguments(p)
     p.add_argument(
         "--log-level",

@@ -16,6 +16,7 @@ from ._common import (
     alias,
     build_classifier,
     command,
+    device,
     duration,
     positive_int,
 )
@@ -61,7 +62,7 @@ def register(sub: Any) -> None:
     add_size_argument(p)
     p.add_argument("--out-dir", help="where the PNG, CSV and JSON go (default: <video>_timeline/)")
     p.add_argument("--annotate", metavar="OUT.mp4", help="also write the video with the running top class drawn")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     add_speed_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_set_argument(p)
