@@ -130,3 +130,46 @@ def test_a_pretrained_directory_works_wherever_a_model_is_named(tmp_path, capsys
     assert (
         json.loads(capsys.readouterr().out)["results"][0]["predictions"][0]["label"] in model.pretrained_cfg.class_names
     )
+
+
+def test_convert_destination_a_trailing_slash_is_a_folder_and_an_unknown_suffix_an_error(tmp_path, capsys):
+    from uniformerv2.factory import destination_format
+
+    assert destination_format(f"{tmp_path}/name.v1/") == "pretrained"
+    assert destination_format(tmp_path / "plain") == "pretrained"
+    assert destination_format(tmp_path / "m.safetensors") == "uniformerv2"
+    assert destination_format(tmp_path / "m.pth") == "mmaction2"
+    with pytest.raises(uniformerv2.UniFormerV2Error, match=r"unknown suffix '\.v1'.*\.safetensors.*folder"):
+        destination_format(tmp_path / "name.v1")
+    _, path = _named_model(tmp_path, ["run", "jump", "swim", "climb", "dance"])
+    assert main(["convert", str(path), f"{tmp_path}/name.v1/"]) == 0
+    assert (tmp_path / "name.v1" / "config.json").is_file()
+    assert main(["predict", str(DEMO), "--model", f"{tmp_path}/name.v1/"]) == 0
+    assert main(["convert", str(path), str(tmp_path / "x.v2")]) == 1
+    assert "unknown suffix '.v2'" in capsys.readouterr().err and not (tmp_path / "x.v2").exists()
+
+
+def test_convert_metrics_read_tests_json_the_demos_metrics_and_a_plain_mapping(tmp_path, capsys):
+    from uniformerv2.hf_folder import read_metrics
+
+    files = {
+        "test": {"metrics": {"top1": 0.75, "top5": 1.0, "mean1": 0.7}, "num_videos": 8},
+        "demo": {"top1": 1.0, "mean_class_accuracy": 1.0, "chance": 0.167, "test_videos": 60, "seconds": {"a": 1}},
+        "plain": {"top1": 0.81},
+    }
+    for name, content in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+    assert read_metrics(tmp_path / "test.json") == {"top1": 0.75, "top5": 1.0, "mean1": 0.7}
+    assert read_metrics(tmp_path / "demo.json") == {"top1": 1.0, "mean_class_accuracy": 1.0}
+    assert read_metrics(tmp_path / "plain.json") == {"top1": 0.81}
+    for bad, says in (("[1, 2]", "got a list"), ('{"loss": 2.3}', "no accuracy metrics"), ("{", "not a readable")):
+        (tmp_path / "bad.json").write_text(bad)
+        with pytest.raises(uniformerv2.UniFormerV2Error, match=says):
+            read_metrics(tmp_path / "bad.json")
+    _, path = _named_model(tmp_path, ["run", "jump", "swim", "climb", "dance"])
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert main(["convert", str(path), str(tmp_path / "card"), "--metrics", str(tmp_path / "bad.json")]) == 1
+    err = capsys.readouterr().err
+    assert "got a list" in err and "internal error" not in err
+    assert main(["convert", str(path), str(tmp_path / "card"), "--metrics", str(tmp_path / "demo.json")]) == 0
+    assert "stating top1 1.0000, mean_class_accuracy 1.0000" in capsys.readouterr().out

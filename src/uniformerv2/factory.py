@@ -241,19 +241,34 @@ def convert(
     With ``num_classes`` only the classifier head may differ; every other missing or unexpected key is an error.
     ``metrics`` (measured with ``test``) are stated in a folder's model card.
     """
+    fmt = fmt or destination_format(dst)
     dst = Path(dst)
-    if fmt is None:
-        fmt = (
-            "pretrained"
-            if dst.is_dir() or not dst.suffix
-            else {".safetensors": "uniformerv2", ".pyth": "pyth"}.get(dst.suffix, "mmaction2")
-        )
     if metrics is not None and fmt != "pretrained":
         raise UsageError(f"{dst}: metrics are stated in a folder's model card; the {fmt} format has no place for them")
     net = create_model(model, checkpoint=src, **overrides)
     if fmt == "pretrained":
         return Path(net.save_pretrained(str(dst), metrics=metrics))
     return save_checkpoint(net, dst, fmt=fmt)
+
+
+#: Destination suffixes of :func:`convert` and the format each means.
+CONVERT_SUFFIXES = {".safetensors": "uniformerv2", ".pth": "mmaction2", ".pt": "mmaction2", ".pyth": "pyth"}
+
+
+def destination_format(dst: str | os.PathLike[str]) -> str:
+    """The format :func:`convert` writes to ``dst``: a folder (an existing one, a name ending in ``/`` or without a
+    suffix) is a Hugging Face-style directory, else the suffix says; an unknown suffix is a usage error."""
+    text = os.fspath(dst)
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
+        return "pretrained"
+    if path.suffix in CONVERT_SUFFIXES:
+        return CONVERT_SUFFIXES[path.suffix]
+    known = ", ".join(f"{s} ({f})" for s, f in CONVERT_SUFFIXES.items())
+    raise UsageError(
+        f"{text}: unknown suffix {path.suffix!r}: give {known}, or a folder (end the name with /) for a Hugging "
+        "Face-style directory"
+    )
 
 
 def init_from_clip(model: UniFormerV2, clip: str | os.PathLike[str], *, progress: bool = True) -> UniFormerV2:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from .atomic import atomic_write_text
 from .checkpoint import PRETRAINED_WEIGHTS, save_checkpoint
 from .config import PretrainedCfg
 from .conversions import FORMAT_NAME
-from .errors import DownloadError
+from .errors import DownloadError, UsageError
 
 if TYPE_CHECKING:  # annotations only
     from types import ModuleType
@@ -157,3 +158,33 @@ def upload_folder(
         folder_path=str(directory), repo_id=repo_id, commit_message="Upload UniFormerV2 model with uniformerv2"
     )
     return str(getattr(info, "commit_url", info))
+
+
+#: Keys read as measured metrics from a plain mapping (our demo's ``metrics.json`` among them).
+_METRIC_KEY = re.compile(r"^(top\d+|mean\d*|mean_class_accuracy|best_val_top\d+|top\d+_frames_shuffled|m?AP)$", re.I)
+
+
+def read_metrics(path: str | os.PathLike[str]) -> dict[str, float]:
+    """Measured metrics for a model card from a JSON file: ``test --out-dir``'s ``*_metrics.json`` (its
+    ``metrics``), the demo's or train's ``metrics.json``, or a plain mapping of names to numbers (accuracy-like
+    keys: ``top1``, ``top5``, ``mean1``, ``mean_class_accuracy``, ``best_val_top1``, ``mAP``, ...). Anything else
+    is a :class:`~uniformerv2.errors.UsageError` naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{os.fspath(path)}: not a readable metrics JSON ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
+        data = data["metrics"]
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"{os.fspath(path)}: expected a JSON object of metrics (test's *_metrics.json, metrics.json or "
+            f'{{"top1": 0.81}}), got a {type(data).__name__}'
+        )
+    found = {
+        str(k): float(v)
+        for k, v in data.items()
+        if _METRIC_KEY.match(str(k)) and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    if not found:
+        raise UsageError(f"{os.fspath(path)}: no accuracy metrics in it (keys: {', '.join(map(str, data)) or 'none'})")
+    return found

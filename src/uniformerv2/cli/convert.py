@@ -27,8 +27,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "dst",
         help="destination: .safetensors (ours, with the architecture), .pth (MMAction2), "
-        ".pyth (original), or a folder: a Hugging Face-style directory (config.json, "
-        "model.safetensors, a model card README.md)",
+        ".pyth (original), or a folder (an existing one, or a name ending in / or without a suffix): a Hugging "
+        "Face-style directory (config.json, model.safetensors, a model card README.md)",
     )
     p.add_argument("--model", help="preset the source belongs to (not needed for our .safetensors files)")
     p.add_argument(
@@ -44,7 +44,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--metrics",
         metavar="FILE",
-        help="with a folder destination: a `test --out-dir` *_metrics.json whose accuracy the model card states",
+        help="with a folder destination: accuracy the model card states, from `test --out-dir`'s *_metrics.json, "
+        "the demo's or a run's metrics.json, or a JSON mapping such as {\"top1\": 0.81}",
     )
     add_set_argument(p)
     p.set_defaults(func=run)
@@ -58,14 +59,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["num_classes"] = args.num_classes
     metrics = None
     if args.metrics:
-        import json
+        from ..hf_folder import read_metrics
 
-        from ..errors import UsageError
-
-        try:
-            metrics = json.loads(open(args.metrics, encoding="utf-8").read()).get("metrics") or {}
-        except (OSError, ValueError) as e:
-            raise UsageError(f"--metrics {args.metrics}: not a readable metrics JSON ({e})") from None
+        metrics = read_metrics(args.metrics)
+        print(f"--metrics {args.metrics}: stating {', '.join(f'{k} {v:.4f}' for k, v in metrics.items())}")
     # metrics are stated in a folder's model card, so they make the destination a folder whatever its name
     fmt = "pretrained" if metrics is not None else args.format
     out = convert(args.src, args.dst, model=args.model, fmt=fmt, metrics=metrics, **overrides)
