@@ -29,6 +29,7 @@ from .atomic import file_errors, move_into_place
 from .errors import CheckpointNotFoundError, ChecksumError, DownloadError, HubError, OutputError
 
 __all__ = [
+    "sha256_file",
     "ChecksumError",
     "DownloadError",
     "HubError",
@@ -98,7 +99,7 @@ def download(
         _fetch_http(url, dst, progress=progress, timeout=timeout)
     if expected is not None:
         # Hash the bytes on disk (not the bytes streamed) so the file put in place is the file verified.
-        actual = _sha256(part)
+        actual = sha256_file(part)
         if not actual.startswith(expected):
             part.unlink(missing_ok=True)
             raise ChecksumError(
@@ -137,8 +138,9 @@ def _part_path(dst: Path) -> Path:
     return dst.with_name(dst.name + ".part")
 
 
-def _sha256(path: Path) -> str:
-    """Return the sha256 hex digest of a file, read in chunks."""
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 hex digest of a file, read in chunks: downloads, ``check``'s exact copies and ``extract``'s
+    journal all hash files with it."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK_SIZE):
@@ -150,7 +152,7 @@ def _cached_file_ok(path: Path, expected: str | None) -> bool:
     """Return whether a cached file can be used: no hash to check, or its sha256 starts with it."""
     if expected is None:
         return True
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual.startswith(expected):
         return True
     warnings.warn(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import os
 import signal
 import stat
@@ -26,19 +25,12 @@ import numpy as np
 from ..data.decode import PyAVReader, frame_to_rgb, open_video
 from ..data.views import sample_test_indices
 from ..errors import UniFormerV2Error, UsageError, VideoDecodeError
+from ..hub import sha256_file
 from ..protocol import Protocol
 from .hashing import frame_hashes
 from .records import DEFAULT_PROTOCOL, VideoInfo
 
 __all__ = ["inspect_video", "inspect_videos", "decode_problem"]
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:  # a FIFO or a stuck network mount blocks here: the time-out covers it
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -149,7 +141,7 @@ def inspect_video(path: str, protocol: Protocol = DEFAULT_PROTOCOL) -> VideoInfo
     if info.size == 0 and stat.S_ISREG(st.st_mode):  # a FIFO or a device has no size: it is read like a file
         return fail("empty", "empty file (0 bytes)")
     try:
-        info.sha256 = _sha256(path)
+        info.sha256 = sha256_file(path)  # a FIFO or a stuck network mount blocks here: the time-out covers it
         reader = _ProbeReader(path, threads=False)  # one process per core: no FFmpeg threads on top
     except VideoDecodeError as e:
         return fail(*_open_failure(path, info.size, e.reason))

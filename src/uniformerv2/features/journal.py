@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..atomic import append_line, atomic_write_file, atomic_write_text
+from ..hub import sha256_file
 from ..protocol import Protocol
 from .jobs import VideoJob
 from .windows import WindowSpec
@@ -122,11 +123,7 @@ def _file_ok(out_dir: Path, entry: dict[str, Any]) -> bool:
     try:
         if path.stat().st_size != entry["bytes"]:
             return False
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest() == entry["sha256"]
+        return sha256_file(path) == entry["sha256"]
     except (OSError, KeyError, TypeError):
         return False
 
@@ -171,11 +168,7 @@ def _checkpoint_info(model: nn.Module) -> dict[str, Any]:
         from ..hub import resolve
 
         path = resolve(source, progress=False)
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-        info["checkpoint_sha256"] = digest.hexdigest()
+        info["checkpoint_sha256"] = sha256_file(path)
     except Exception:  # noqa: BLE001 - a checkpoint that cannot be read again is recorded without its hash
         pass
     return info
